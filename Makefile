@@ -1,0 +1,84 @@
+# event-manager developer commands (GNU make).
+#
+# Only python3 (3.11+) with its venv module is needed: when `uv` is not on PATH, it is installed
+# once into .tools/ (a venv inside the checkout) and used from there.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS_UV := .tools/bin/uv
+
+# UV: the uv on PATH if there is one, else .tools/bin/uv (built by the file target below).
+UV_ON_PATH := $(shell command -v uv 2>/dev/null)
+ifneq ($(UV_ON_PATH),)
+UV := $(UV_ON_PATH)
+UV_DEP :=
+else
+UV := $(TOOLS_UV)
+UV_DEP := $(TOOLS_UV)
+endif
+
+UV_RUN := $(UV) run --frozen
+
+.PHONY: help install run test lint format migrate worker create-admin bench clean
+
+help: ## List the targets
+	@echo "event-manager: make <target>"
+	@echo
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' \
+		$(MAKEFILE_LIST)
+	@echo
+	@echo "uv: $(UV)"
+
+# Done once: a venv in .tools holding the pinned uv. Nothing is installed outside the checkout.
+$(TOOLS_UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --disable-pip-version-check --quiet uv==$(UV_VERSION)
+
+install: $(UV_DEP) ## Create/refresh .venv from uv.lock (uv sync --frozen)
+	$(UV) sync --frozen
+
+run: install ## Serve the API on http://127.0.0.1:8000 (embedded PostgreSQL unless DATABASE_URL)
+	$(UV_RUN) event-manager serve
+
+test: install ## Run the test suite with coverage (fails under 90 %)
+	$(UV_RUN) pytest --cov=api --cov-report=term-missing --cov-fail-under=90
+
+lint: install ## ruff check, ruff format --check, mypy
+	$(UV_RUN) ruff check .
+	$(UV_RUN) ruff format --check .
+	$(UV_RUN) mypy api tests
+
+format: install ## Sort imports and format the code with ruff
+	$(UV_RUN) ruff check --select I --fix .
+	$(UV_RUN) ruff format .
+
+migrate: install ## Apply the database migrations (alembic upgrade head)
+	$(UV_RUN) event-manager migrate
+
+worker: install ## Run the mail/notification job worker
+	$(UV_RUN) event-manager worker
+
+# The values reach the command through the environment, unexpanded, so passwords containing
+# $, quotes or spaces arrive intact.
+create-admin: export CREATE_ADMIN_EMAIL = $(value EMAIL)
+create-admin: export CREATE_ADMIN_PASSWORD = $(value PASSWORD)
+create-admin: install ## Create an admin: make create-admin EMAIL=... PASSWORD=...
+	@if [ -z "$$CREATE_ADMIN_EMAIL" ] || [ -z "$$CREATE_ADMIN_PASSWORD" ]; then \
+		echo "usage: make create-admin EMAIL=admin@example.com PASSWORD=..." >&2; exit 2; \
+	fi
+	$(UV_RUN) event-manager create-admin \
+		--email "$$CREATE_ADMIN_EMAIL" --password "$$CREATE_ADMIN_PASSWORD"
+
+bench: install ## Run the benchmarks (python -m bench)
+	$(UV_RUN) python -m bench
+
+clean: ## Remove caches and coverage output (never .data/, .venv/ or .tools/)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage .coverage.*
+	find . -path ./.venv -prune -o -path ./.tools -prune -o -path ./.data -prune -o \
+		-path ./.git -prune -o -type d -name __pycache__ -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""event-manager: REST API for a professional networking event platform."""

@@ -1,0 +1,50 @@
+"""The append-only audit trail of staff actions."""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from api import clock
+
+
+class AuditAction(StrEnum):
+    ROLE_CHANGED = "ROLE_CHANGED"
+    PROFESSIONAL_STATUS_CHANGED = "PROFESSIONAL_STATUS_CHANGED"
+    USER_UNLOCKED = "USER_UNLOCKED"
+    USER_DELETED = "USER_DELETED"
+    USER_UPDATED_BY_STAFF = "USER_UPDATED_BY_STAFF"
+    EVENT_APPROVED = "EVENT_APPROVED"
+    EVENT_REJECTED = "EVENT_REJECTED"
+    EVENT_CANCELLED = "EVENT_CANCELLED"
+
+
+class AuditLogBase(SQLModel):
+    actor_id: uuid.UUID | None = Field(default=None, index=True)
+    action: AuditAction = Field(
+        sa_type=sa.Enum(AuditAction, name="audit_action"),
+        index=True,
+    )
+    target_type: str = Field(max_length=30)
+    target_id: uuid.UUID | None = Field(default=None, index=True)
+    before: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
+    after: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class AuditLog(AuditLogBase, table=True):
+    """No foreign keys on purpose: entries outlive the users and events they name."""
+
+    __tablename__ = "audit_log"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    at: datetime = Field(default_factory=clock.now, sa_type=sa.DateTime(timezone=True), index=True)
+
+
+class AuditLogPublic(AuditLogBase):
+    id: uuid.UUID
+    at: datetime

@@ -1,0 +1,101 @@
+"""The `event-manager` command line."""
+
+import asyncio
+import os
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from api.config import PROJECT_ROOT
+
+app = typer.Typer(help="event-manager: serve the API, run migrations and jobs, manage admins.")
+console = Console()
+
+
+def _alembic_config() -> "object":
+    from alembic.config import Config
+
+    return Config(str(PROJECT_ROOT / "alembic.ini"))
+
+
+@app.command()
+def migrate(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply database migrations (alembic upgrade head)."""
+    from alembic import command
+
+    from api.db import get_database_url
+
+    get_database_url()  # starts the embedded server first when DATABASE_URL is unset
+    command.upgrade(_alembic_config(), revision)  # type: ignore[arg-type]
+    console.print(f"[green]Database migrated to {revision}.[/green]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Run the mail/job worker in-process")
+    ] = True,
+    migrations: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Apply migrations before serving")
+    ] = True,
+) -> None:
+    """Serve the API (starting the embedded PostgreSQL when DATABASE_URL is unset)."""
+    import uvicorn
+
+    from api.db import get_database_url
+
+    url = get_database_url()
+    # Worker processes attach to the same database (embedded or not) through the environment.
+    os.environ["DATABASE_URL"] = url
+    os.environ["RUN_WORKER_IN_PROCESS"] = "true" if worker else "false"
+    if migrations:
+        migrate("head")
+    console.print(f"[bold]event-manager[/bold] on http://{host}:{port}  (docs: /docs)")
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+@app.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(prompt=True, help="The admin's email")],
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="Password")
+    ],
+) -> None:
+    """Create a verified ADMIN account (or promote an existing one)."""
+    from fastapi_users.exceptions import InvalidPasswordException
+
+    from api.users.bootstrap import create_admin as create
+
+    try:
+        user, created = asyncio.run(create(email, password))
+    except InvalidPasswordException as e:
+        console.print(f"[red]Password refused: {e.reason}[/red]")
+        raise typer.Exit(code=1) from e
+    verb = "Created" if created else "Promoted"
+    console.print(f"[green]{verb} admin {user.email} ({user.id}).[/green]")
+
+
+@app.command()
+def worker() -> None:
+    """Run the durable job worker (mail delivery, cleanup) until SIGINT/SIGTERM."""
+    from api.logging import configure_logging
+    from api.worker import run_forever
+
+    configure_logging()
+    asyncio.run(run_forever())
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,77 @@
+"""Settings read from the environment or `.env` (see `.env.example`)."""
+
+import hashlib
+from enum import StrEnum
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SECRET = "changethis"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    ENVIRONMENT: Environment = Environment.DEVELOPMENT
+    LOG_LEVEL: str = "INFO"
+
+    # Unset: an embedded PostgreSQL under DATA_DIR is started (see api.embedded).
+    DATABASE_URL: str | None = None
+    DATA_DIR: Path = PROJECT_ROOT / ".data"
+    DB_POOL_SIZE: int = Field(default=10, ge=2)
+    DB_POOL_TIMEOUT_SECONDS: float = 5.0
+    DB_CONNECT_TIMEOUT_SECONDS: float = 3.0
+    DB_COMMAND_TIMEOUT_SECONDS: float = 10.0
+
+    SECRET_KEY: str = DEFAULT_SECRET
+    PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
+    ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=60, ge=1)
+    VERIFICATION_TOKEN_EXPIRE_MINUTES: int = Field(default=24 * 60, ge=1)
+    RESET_TOKEN_EXPIRE_MINUTES: int = Field(default=60, ge=1)
+    MAX_LOGIN_ATTEMPTS: int = Field(default=5, ge=1)
+    LOCKOUT_MINUTES: int = Field(default=15, ge=0)
+    AUTH_RATE_LIMIT: str = "10/minute"
+    RESET_MAILS_PER_HOUR: int = Field(default=5, ge=1)
+    # Argon2 cost; tests lower it, production keeps the library defaults.
+    PASSWORD_HASH_TIME_COST: int = Field(default=3, ge=1)
+    PASSWORD_HASH_MEMORY_KIB: int = Field(default=65536, ge=8)
+
+    SMTP_HOST: str | None = None
+    SMTP_PORT: int = 587
+    SMTP_USERNAME: str | None = None
+    SMTP_PASSWORD: str | None = None
+    SMTP_STARTTLS: bool = True
+    SMTP_TIMEOUT_SECONDS: float = 10.0
+    MAIL_FROM: str = "no-reply@event-manager.local"
+    MAIL_MAX_ATTEMPTS: int = Field(default=8, ge=1)
+
+    RUN_WORKER_IN_PROCESS: bool = True
+    FIRST_ADMIN_EMAIL: str | None = None
+    FIRST_ADMIN_PASSWORD: str | None = None
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Self:
+        if self.SECRET_KEY == DEFAULT_SECRET and self.ENVIRONMENT is not Environment.DEVELOPMENT:
+            raise ValueError("SECRET_KEY must be set to a secret value outside development")
+        return self
+
+    @property
+    def signing_key(self) -> str:
+        """The key for verification and reset tokens; hashed to the length HS256 expects."""
+        return hashlib.sha256(self.SECRET_KEY.encode()).hexdigest()
+
+    @property
+    def rate_limit_enabled(self) -> bool:
+        return self.AUTH_RATE_LIMIT.strip().lower() != "off"
+
+
+settings = Settings()

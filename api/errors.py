@@ -1,0 +1,117 @@
+"""Domain errors and the one place that maps them (and infrastructure failures) to HTTP."""
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import structlog
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import exc as sa_exc
+
+log = structlog.get_logger(__name__)
+
+RETRY_AFTER_SECONDS = "5"
+
+
+class AppError(Exception):
+    """A domain error with a stable UPPER_SNAKE code; services raise these, never HTTPException."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "BAD_REQUEST"
+
+    def __init__(self, code: str | None = None, reason: str | None = None, **extra: Any) -> None:
+        self.code = code or self.code
+        self.reason = reason
+        self.extra = extra
+        super().__init__(self.code)
+
+    @property
+    def detail(self) -> str | dict[str, Any]:
+        if self.reason is None and not self.extra:
+            return self.code
+        return {"code": self.code, "reason": self.reason, **self.extra}
+
+
+class NotFound(AppError):
+    status_code = status.HTTP_404_NOT_FOUND
+    code = "NOT_FOUND"
+
+
+class Forbidden(AppError):
+    status_code = status.HTTP_403_FORBIDDEN
+    code = "FORBIDDEN"
+
+
+class Conflict(AppError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "CONFLICT"
+
+
+class ErrorBody(BaseModel):
+    detail: str | dict[str, Any]
+
+
+def error_responses(*errors: type[AppError] | tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the errors a route can answer."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for err in errors:
+        code, name = (err.status_code, err.code) if isinstance(err, type) else err
+        entry = out.setdefault(code, {"description": "", "model": ErrorBody})
+        entry["description"] = ", ".join(filter(None, [entry["description"], name]))
+    return out
+
+
+_UNAVAILABLE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    ConnectionError,
+    asyncio.TimeoutError,
+    OSError,
+)
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _UNAVAILABLE):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def request_id(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "-"))
+
+
+async def _app_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+
+async def _unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    rid = request_id(request)
+    if is_database_unavailable(exc):
+        log.warning("database_unavailable", error=repr(exc), request_id=rid)
+        return JSONResponse(
+            {"detail": "SERVICE_UNAVAILABLE", "request_id": rid},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    log.error("unhandled_error", request_id=rid, exc_info=exc)
+    return JSONResponse(
+        {"detail": "INTERNAL_ERROR", "request_id": rid},
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error_handler)
+    app.add_exception_handler(Exception, _unexpected_error_handler)

@@ -1,0 +1,38 @@
+"""Delivering one rendered mail: over SMTP, or to the log when SMTP_HOST is unset."""
+
+from email.message import EmailMessage
+
+import aiosmtplib
+import structlog
+
+from api.config import settings
+from api.mail.service import OutgoingMail
+
+log = structlog.get_logger(__name__)
+
+
+def build_message(mail: OutgoingMail) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = settings.MAIL_FROM
+    message["To"] = mail.to
+    message["Subject"] = mail.subject
+    message["Message-ID"] = mail.message_id
+    message.set_content(mail.text)
+    message.add_alternative(mail.html, subtype="html")
+    return message
+
+
+async def send(mail: OutgoingMail) -> None:
+    if not settings.SMTP_HOST:
+        log.info("mail_not_sent_smtp_unset", to=mail.to, subject=mail.subject, body=mail.text)
+        return
+    await aiosmtplib.send(
+        build_message(mail),
+        hostname=settings.SMTP_HOST,
+        port=settings.SMTP_PORT,
+        username=settings.SMTP_USERNAME,
+        password=settings.SMTP_PASSWORD,
+        start_tls=settings.SMTP_STARTTLS,
+        timeout=settings.SMTP_TIMEOUT_SECONDS,
+    )
+    log.info("mail_sent", to=mail.to, subject=mail.subject, message_id=mail.message_id)

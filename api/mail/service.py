@@ -1,0 +1,70 @@
+"""Rendering mail and queueing it in the caller's transaction."""
+
+import json
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from pgqueuer import AsyncpgDriver, Queries
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.config import settings
+
+SEND_EMAIL = "send_email"
+
+SUBJECTS = {
+    "verify_email": "Verify your email for event-manager",
+    "reset_password": "Reset your event-manager password",
+    "account_locked": "Your event-manager account was locked",
+    "role_changed": "Your event-manager role changed",
+    "professional_status_changed": "Your professional status changed",
+}
+
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+class OutgoingMail(BaseModel):
+    """The job payload: a rendered message with a stable Message-ID (delivery is at least once)."""
+
+    to: str
+    subject: str
+    text: str
+    html: str
+    message_id: str
+
+
+def render(template: str, to: str, **context: Any) -> OutgoingMail:
+    context.setdefault("base_url", settings.PUBLIC_BASE_URL.rstrip("/"))
+    return OutgoingMail(
+        to=to,
+        subject=SUBJECTS[template],
+        text=_templates.get_template(f"{template}.txt").render(context),
+        html=_templates.get_template(f"{template}.html").render(context),
+        message_id=make_msgid(domain=settings.MAIL_FROM.rpartition("@")[2] or "localhost"),
+    )
+
+
+async def queries_for(session: AsyncSession) -> Queries:
+    """pgqueuer queries on the session's own connection, inside its transaction."""
+    # SQLAlchemy begins lazily: run one statement so the enqueue cannot run in autocommit.
+    await session.execute(text("SELECT 1"))
+    connection = await session.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None
+    assert raw.is_in_transaction()
+    return Queries(AsyncpgDriver(raw))
+
+
+async def enqueue_email(session: AsyncSession, template: str, *, to: str, **context: Any) -> None:
+    """Queue a mail; it is sent only if the caller's transaction commits."""
+    mail = render(template, to, **context)
+    queries = await queries_for(session)
+    await queries.enqueue(SEND_EMAIL, json.dumps(mail.model_dump()).encode())

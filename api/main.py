@@ -1,0 +1,147 @@
+"""The application factory."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from prometheus_fastapi_instrumentator import Instrumentator
+from sqlalchemy import text
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api import embedded, ratelimit
+from api.config import settings
+from api.db import dispose_engine, get_engine
+from api.errors import RETRY_AFTER_SECONDS, register_error_handlers
+from api.logging import RequestIdMiddleware, configure_logging
+from api.users import pages
+from api.users import router as users_router
+from api.users.auth import auth_backend, fastapi_users
+from api.users.models import UserCreate, UserRead
+
+log = structlog.get_logger(__name__)
+
+API_PREFIX = "/api/v1"
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class BodySizeLimitMiddleware:
+    """413 for a declared body over MAX_BODY_BYTES, before anything reads it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length", b"0")
+            if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+                response = JSONResponse(
+                    {"detail": "REQUEST_TOO_LARGE"}, status_code=status.HTTP_413_CONTENT_TOO_LARGE
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == status.HTTP_401_UNAUTHORIZED:
+        exc.headers = {**(exc.headers or {}), "WWW-Authenticate": "Bearer"}
+    return await http_exception_handler(request, exc)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    from api.users.bootstrap import ensure_first_admin
+    from api.worker import InProcessWorker
+
+    configure_logging()
+    await ensure_first_admin()
+    worker = InProcessWorker() if app.state.run_worker else None
+    if worker is not None:
+        await worker.start()
+    log.info("started", docs=f"{settings.PUBLIC_BASE_URL}/docs")
+    try:
+        yield
+    finally:
+        if worker is not None:
+            await worker.stop()
+        await dispose_engine()
+        embedded.stop()
+
+
+def create_app(*, run_worker: bool | None = None) -> FastAPI:
+    app = FastAPI(
+        title="event-manager",
+        version="0.1.0",
+        description="Professional networking events: accounts, events with approval, "
+        "registrations with capacity and waitlist, notifications and an audit trail.",
+        lifespan=lifespan,
+    )
+    app.state.run_worker = settings.RUN_WORKER_IN_PROCESS if run_worker is None else run_worker
+    register_error_handlers(app)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_middleware(BodySizeLimitMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+
+    throttled = [Depends(ratelimit.throttle_auth)]
+    auth_prefix = f"{API_PREFIX}/auth"
+    app.include_router(
+        fastapi_users.get_auth_router(auth_backend, requires_verification=True),
+        prefix=auth_prefix,
+        tags=["auth"],
+        dependencies=throttled,
+    )
+    app.include_router(
+        # UserCreate is a SQLModel, not a subclass of fastapi-users' BaseUserCreate: same interface.
+        fastapi_users.get_register_router(UserRead, UserCreate),  # type: ignore[type-var]
+        prefix=auth_prefix,
+        tags=["auth"],
+        dependencies=throttled,
+    )
+    app.include_router(
+        fastapi_users.get_verify_router(UserRead),
+        prefix=auth_prefix,
+        tags=["auth"],
+        dependencies=throttled,
+    )
+    app.include_router(
+        fastapi_users.get_reset_password_router(),
+        prefix=auth_prefix,
+        tags=["auth"],
+        dependencies=throttled,
+    )
+    app.include_router(users_router.router, prefix=API_PREFIX)
+    app.include_router(users_router.profiles_router, prefix=API_PREFIX)
+    app.include_router(pages.router)
+
+    @app.get("/health", tags=["operations"])
+    async def health() -> dict[str, str]:
+        """Liveness: answers without touching the database."""
+        return {"status": "ok"}
+
+    @app.get(
+        "/ready",
+        tags=["operations"],
+        responses={503: {"description": "The database does not answer"}},
+    )
+    async def ready() -> JSONResponse:
+        """Readiness: 200 when the database answers within 3 s, else 503."""
+        try:
+            async with asyncio.timeout(3), get_engine().connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            return JSONResponse(
+                {"status": "unavailable"},
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            )
+        return JSONResponse({"status": "ok"})
+
+    Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(
+        app, include_in_schema=False
+    )
+    return app

@@ -1,0 +1,206 @@
+"""The user model family: one SQLModel base for the table and every API schema."""
+
+import re
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from fastapi_users import schemas
+from pydantic import AfterValidator, EmailStr, StringConstraints
+from sqlmodel import Field, SQLModel
+
+from api import clock
+
+TIMESTAMP = sa.DateTime(timezone=True)
+NICKNAME_PATTERN = r"^[A-Za-z0-9_-]{3,30}$"
+PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp")
+GITHUB_USER_PATH = re.compile(r"^/[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/?$")
+
+
+class UserRole(StrEnum):
+    ANONYMOUS = "ANONYMOUS"
+    AUTHENTICATED = "AUTHENTICATED"
+    MANAGER = "MANAGER"
+    ADMIN = "ADMIN"
+
+
+STAFF_ROLES = frozenset({UserRole.MANAGER, UserRole.ADMIN})
+
+
+def _http_url(value: str) -> tuple[str, str]:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL")
+    return parts.hostname.lower(), parts.path
+
+
+def _picture_url(value: str) -> str:
+    _, path = _http_url(value)
+    if not path.lower().endswith(PICTURE_SUFFIXES):
+        raise ValueError("must be an image URL ending in " + ", ".join(PICTURE_SUFFIXES))
+    return value
+
+
+def _linkedin_url(value: str) -> str:
+    host, _ = _http_url(value)
+    if host != "linkedin.com" and not host.endswith(".linkedin.com"):
+        raise ValueError("must be a linkedin.com URL")
+    return value
+
+
+def _github_url(value: str) -> str:
+    host, path = _http_url(value)
+    if host not in ("github.com", "www.github.com") or not GITHUB_USER_PATH.match(path):
+        raise ValueError("must be a github.com user URL such as https://github.com/octocat")
+    return value
+
+
+Nickname = Annotated[str, StringConstraints(pattern=NICKNAME_PATTERN)]
+Name = Annotated[str, StringConstraints(max_length=100)]
+Bio = Annotated[str, StringConstraints(max_length=500)]
+PictureUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_picture_url)]
+LinkedinUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_linkedin_url)]
+GithubUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_github_url)]
+
+
+class UserProfile(SQLModel):
+    """Profile fields a user may show to other verified users."""
+
+    first_name: Name | None = Field(default=None, max_length=100)
+    last_name: Name | None = Field(default=None, max_length=100)
+    bio: Bio | None = Field(default=None, max_length=500)
+    profile_picture_url: PictureUrl | None = Field(default=None, max_length=2048)
+    linkedin_profile_url: LinkedinUrl | None = Field(default=None, max_length=2048)
+    github_profile_url: GithubUrl | None = Field(default=None, max_length=2048)
+
+
+class UserBase(UserProfile):
+    nickname: Nickname = Field(max_length=30)
+
+
+class User(UserBase, table=True):
+    __table_args__ = (
+        sa.Index("uq_user_email_lower", sa.text("lower(email)"), unique=True),
+        sa.Index("uq_user_nickname_lower", sa.text("lower(nickname)"), unique=True),
+        sa.CheckConstraint("failed_login_count >= 0", name="failed_login_count_nonnegative"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    email: str = Field(max_length=320)
+    hashed_password: str = Field(max_length=1024)
+    is_active: bool = Field(default=True, index=True)
+    is_superuser: bool = False
+    is_verified: bool = Field(default=False, index=True)
+    role: UserRole = Field(
+        default=UserRole.ANONYMOUS,
+        sa_type=sa.Enum(UserRole, name="user_role"),
+        index=True,
+    )
+    is_professional: bool = Field(default=False, index=True)
+    professional_status_updated_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
+    last_login_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
+    failed_login_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    locked_until: datetime | None = Field(default=None, sa_type=TIMESTAMP, index=True)
+    reset_mail_window_start: datetime | None = Field(default=None, sa_type=TIMESTAMP)
+    reset_mail_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    created_at: datetime = Field(default_factory=clock.now, sa_type=TIMESTAMP, index=True)
+    updated_at: datetime = Field(
+        default_factory=clock.now, sa_type=TIMESTAMP, sa_column_kwargs={"onupdate": clock.now}
+    )
+
+    @property
+    def is_locked(self) -> bool:
+        return self.locked_until is not None and self.locked_until > clock.now()
+
+
+class AccessToken(SQLModel, table=True):
+    """Opaque bearer tokens; deleting a row revokes the token at once."""
+
+    token: str = Field(primary_key=True, max_length=64)
+    user_id: uuid.UUID = Field(foreign_key="user.id", ondelete="CASCADE", index=True)
+    created_at: datetime = Field(default_factory=clock.now, sa_type=TIMESTAMP, index=True)
+
+
+class UserRead(UserBase, schemas.BaseUser[uuid.UUID]):  # type: ignore[misc]
+    """A user as shown to its owner, managers and admins."""
+
+    role: UserRole
+    is_professional: bool
+    professional_status_updated_at: datetime | None
+    is_locked: bool
+    last_login_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserPublic(UserBase):
+    """The public profile: what any verified user may see of another."""
+
+    id: uuid.UUID
+    is_professional: bool
+
+
+class UserCreate(UserProfile, schemas.CreateUpdateDictModel):
+    """Sign-up body. Server-controlled fields are not part of it: sent anyway, they are ignored."""
+
+    email: EmailStr = Field(max_length=320)
+    password: str = Field(max_length=128)
+    nickname: Nickname | None = Field(default=None, max_length=30)
+
+
+class UserUpdate(schemas.CreateUpdateDictModel):
+    """PATCH /users/me. `current_password` is required to change the password."""
+
+    email: EmailStr | None = Field(default=None, max_length=320)
+    password: str | None = Field(default=None, max_length=128)
+    current_password: str | None = Field(default=None, max_length=128)
+    nickname: Nickname | None = None
+    first_name: Name | None = None
+    last_name: Name | None = None
+    bio: Bio | None = None
+    profile_picture_url: PictureUrl | None = None
+    linkedin_profile_url: LinkedinUrl | None = None
+    github_profile_url: GithubUrl | None = None
+
+
+class UserStaffUpdate(SQLModel):
+    """PATCH /users/{id} by a manager or admin: profile fields and activation."""
+
+    nickname: Nickname | None = None
+    first_name: Name | None = None
+    last_name: Name | None = None
+    bio: Bio | None = None
+    profile_picture_url: PictureUrl | None = None
+    linkedin_profile_url: LinkedinUrl | None = None
+    github_profile_url: GithubUrl | None = None
+    is_active: bool | None = None
+
+
+class UserAdminCreate(UserProfile):
+    """POST /users by an admin: the account is created verified, with the given role."""
+
+    email: EmailStr = Field(max_length=320)
+    password: str = Field(max_length=128)
+    nickname: Nickname | None = Field(default=None, max_length=30)
+    role: UserRole = UserRole.AUTHENTICATED
+    is_professional: bool = False
+
+
+class RoleChange(SQLModel):
+    role: UserRole
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class ProfessionalStatusChange(SQLModel):
+    is_professional: bool
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class UserSort(StrEnum):
+    CREATED_AT = "created_at"
+    CREATED_AT_DESC = "-created_at"
+    EMAIL = "email"
+    NICKNAME = "nickname"

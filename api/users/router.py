@@ -1,0 +1,237 @@
+"""The /users and /profiles routes that fastapi-users does not provide."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi_users import exceptions
+from fastapi_users.router.common import ErrorCode
+
+from api.db import SessionDep
+from api.errors import AppError, Forbidden, error_responses
+from api.pagination import Page, PageParamsDep
+from api.users import service as user_service
+from api.users.auth import AdminUser, CurrentUser, ManagerUser, VerifiedUser
+from api.users.dependencies import UserDep, UserManagerDep
+from api.users.manager import CurrentPasswordInvalid
+from api.users.models import (
+    ProfessionalStatusChange,
+    RoleChange,
+    UserAdminCreate,
+    UserPublic,
+    UserRead,
+    UserRole,
+    UserSort,
+    UserStaffUpdate,
+    UserUpdate,
+)
+
+router = APIRouter(prefix="/users", tags=["users"])
+profiles_router = APIRouter(prefix="/profiles", tags=["users"])
+
+UNAUTHORIZED = (status.HTTP_401_UNAUTHORIZED, "Missing, expired or revoked token")
+FORBIDDEN = (Forbidden.status_code, "FORBIDDEN: the caller's role may not do this")
+EMAIL_TAKEN = (status.HTTP_400_BAD_REQUEST, ErrorCode.UPDATE_USER_EMAIL_ALREADY_EXISTS)
+REGISTER_ERRORS = (
+    status.HTTP_400_BAD_REQUEST,
+    "REGISTER_USER_ALREADY_EXISTS, REGISTER_INVALID_PASSWORD",
+)
+
+
+@router.get("/me", response_model=UserRead, responses=error_responses(UNAUTHORIZED))
+async def get_me(user: CurrentUser) -> UserRead:
+    """The caller's own account."""
+    return UserRead.model_validate(user)
+
+
+@router.patch(
+    "/me",
+    response_model=UserRead,
+    responses=error_responses(
+        UNAUTHORIZED, EMAIL_TAKEN, CurrentPasswordInvalid, user_service.NicknameTaken
+    ),
+)
+async def update_me(
+    user_in: UserUpdate, user: CurrentUser, user_manager: UserManagerDep, request: Request
+) -> UserRead:
+    """Edit own profile; a new password needs `current_password`; a new email is re-verified."""
+    try:
+        updated = await user_manager.update(user_in, user, safe=True, request=request)
+    except exceptions.UserAlreadyExists as e:
+        raise AppError(ErrorCode.UPDATE_USER_EMAIL_ALREADY_EXISTS) from e
+    except exceptions.InvalidPasswordException as e:
+        raise AppError(ErrorCode.UPDATE_USER_INVALID_PASSWORD, reason=str(e.reason)) from e
+    return UserRead.model_validate(updated)
+
+
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(UNAUTHORIZED, user_service.LastAdmin),
+)
+async def delete_me(user: CurrentUser, user_manager: UserManagerDep, request: Request) -> Response:
+    """Delete the caller's account and personal data; every token stops working."""
+    await user_manager.delete(user, request=request)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("", response_model=Page[UserRead], responses=error_responses(UNAUTHORIZED, FORBIDDEN))
+async def list_users(
+    session: SessionDep,
+    _: ManagerUser,
+    params: PageParamsDep,
+    request: Request,
+    q: Annotated[
+        str | None, Query(max_length=200, description="email, nickname or name contains")
+    ] = None,
+    role: UserRole | None = None,
+    is_professional: bool | None = None,
+    is_locked: bool | None = None,
+    is_verified: bool | None = None,
+    sort: UserSort = UserSort.CREATED_AT,
+) -> Page[UserRead]:
+    """Users, filtered and sorted (managers and admins)."""
+    users, total = await user_service.list_users(
+        session,
+        params=params,
+        q=q,
+        role=role,
+        is_professional=is_professional,
+        is_locked=is_locked,
+        is_verified=is_verified,
+        sort=sort,
+    )
+    return Page[UserRead].build(
+        [UserRead.model_validate(u) for u in users], total=total, params=params, request=request
+    )
+
+
+@router.post(
+    "",
+    response_model=UserRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(UNAUTHORIZED, FORBIDDEN, REGISTER_ERRORS),
+)
+async def create_user(
+    user_in: UserAdminCreate, _: AdminUser, user_manager: UserManagerDep, request: Request
+) -> UserRead:
+    """Create a verified account with a role (admins)."""
+    try:
+        user = await user_manager.create(user_in, safe=False, request=request)
+    except exceptions.UserAlreadyExists as e:
+        raise AppError(ErrorCode.REGISTER_USER_ALREADY_EXISTS) from e
+    except exceptions.InvalidPasswordException as e:
+        raise AppError(ErrorCode.REGISTER_INVALID_PASSWORD, reason=str(e.reason)) from e
+    return UserRead.model_validate(user)
+
+
+@router.get(
+    "/{user_id}",
+    response_model=UserRead,
+    responses=error_responses(UNAUTHORIZED, FORBIDDEN, user_service.UserNotFound),
+)
+async def get_user(_: ManagerUser, user: UserDep) -> UserRead:
+    """One user (managers and admins)."""
+    return UserRead.model_validate(user)
+
+
+@router.patch(
+    "/{user_id}",
+    response_model=UserRead,
+    responses=error_responses(
+        UNAUTHORIZED,
+        FORBIDDEN,
+        user_service.UserNotFound,
+        user_service.NicknameTaken,
+        user_service.LastAdmin,
+    ),
+)
+async def update_user(
+    user_in: UserStaffUpdate, actor: ManagerUser, user: UserDep, session: SessionDep
+) -> UserRead:
+    """Edit a user's profile fields or deactivate/reactivate the account (managers and admins)."""
+    values = {
+        key: value
+        for key, value in user_in.model_dump(exclude_unset=True).items()
+        if value is not None or key not in ("nickname", "is_active")
+    }
+    updated = await user_service.update_user_by_staff(
+        session, actor=actor, user=user, values=values
+    )
+    return UserRead.model_validate(updated)
+
+
+@router.delete(
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(
+        UNAUTHORIZED, FORBIDDEN, user_service.UserNotFound, user_service.LastAdmin
+    ),
+)
+async def delete_user(
+    actor: AdminUser,
+    user: UserDep,
+    session: SessionDep,
+    user_manager: UserManagerDep,
+    request: Request,
+) -> Response:
+    """Delete an account (admins)."""
+    await user_service.record_deletion(session, actor=actor, user=user)
+    await user_manager.delete(user, request=request)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put(
+    "/{user_id}/role",
+    response_model=UserRead,
+    responses=error_responses(
+        UNAUTHORIZED, FORBIDDEN, user_service.UserNotFound, user_service.LastAdmin
+    ),
+)
+async def set_user_role(
+    change: RoleChange, actor: AdminUser, user: UserDep, session: SessionDep
+) -> UserRead:
+    """Change a user's role (admins, not on their own account); audited and notified."""
+    updated = await user_service.set_user_role(
+        session, actor=actor, user=user, role=change.role, reason=change.reason
+    )
+    return UserRead.model_validate(updated)
+
+
+@router.put(
+    "/{user_id}/professional",
+    response_model=UserRead,
+    responses=error_responses(UNAUTHORIZED, FORBIDDEN, user_service.UserNotFound),
+)
+async def set_professional_status(
+    change: ProfessionalStatusChange, actor: ManagerUser, user: UserDep, session: SessionDep
+) -> UserRead:
+    """Grant or withdraw professional status (managers and admins); audited and notified."""
+    updated = await user_service.set_professional_status(
+        session,
+        actor=actor,
+        user=user,
+        is_professional=change.is_professional,
+        reason=change.reason,
+    )
+    return UserRead.model_validate(updated)
+
+
+@router.post(
+    "/{user_id}/unlock",
+    response_model=UserRead,
+    responses=error_responses(UNAUTHORIZED, FORBIDDEN, user_service.UserNotFound),
+)
+async def unlock_user(actor: ManagerUser, user: UserDep, session: SessionDep) -> UserRead:
+    """Lift a login lockout and reset the failure count (managers and admins); audited."""
+    updated = await user_service.unlock_user(session, actor=actor, user=user)
+    return UserRead.model_validate(updated)
+
+
+@profiles_router.get(
+    "/{nickname}",
+    response_model=UserPublic,
+    responses=error_responses(UNAUTHORIZED, FORBIDDEN, user_service.UserNotFound),
+)
+async def get_profile(nickname: str, _: VerifiedUser, session: SessionDep) -> UserPublic:
+    """A user's public profile (verified users)."""
+    return UserPublic.model_validate(await user_service.get_user_by_nickname(session, nickname))

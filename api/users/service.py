@@ -1,0 +1,267 @@
+"""Account rules that fastapi-users does not cover: roles, staff edits, unlocks, the last admin."""
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi_users import exceptions
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from api import clock
+from api.audit import service as audit_service
+from api.audit.models import AuditAction
+from api.db import contains_pattern
+from api.errors import Conflict, Forbidden, NotFound
+from api.notifications.models import NotificationKind
+from api.notifications.service import notify
+from api.pagination import PageParams, paginate
+from api.users.models import AccessToken, User, UserRole, UserSort
+
+SORTS = {
+    UserSort.CREATED_AT: (col(User.created_at).asc(), col(User.id).asc()),
+    UserSort.CREATED_AT_DESC: (col(User.created_at).desc(), col(User.id).desc()),
+    UserSort.EMAIL: (func.lower(User.email).asc(), col(User.id).asc()),
+    UserSort.NICKNAME: (func.lower(User.nickname).asc(), col(User.id).asc()),
+}
+
+
+class LastAdmin(Conflict):
+    code = "LAST_ADMIN"
+
+
+class UserNotFound(NotFound):
+    code = "USER_NOT_FOUND"
+
+
+class NicknameTaken(Conflict):
+    code = "NICKNAME_TAKEN"
+
+
+def _constraint_name(error: IntegrityError) -> str | None:
+    return getattr(getattr(error.orig, "__cause__", None), "constraint_name", None)
+
+
+async def save_user(session: AsyncSession, user: User) -> User:
+    """Flush one user in a savepoint; the unique indexes decide duplicates, even under races."""
+    try:
+        async with session.begin_nested():
+            session.add(user)
+    except IntegrityError as error:
+        name = _constraint_name(error)
+        if name == "uq_user_email_lower":
+            raise exceptions.UserAlreadyExists() from error
+        if name == "uq_user_nickname_lower":
+            raise NicknameTaken() from error
+        raise
+    return user
+
+
+async def revoke_tokens(session: AsyncSession, user_id: uuid.UUID) -> None:
+    await session.execute(delete(AccessToken).where(col(AccessToken.user_id) == user_id))
+
+
+async def ensure_not_last_admin(
+    session: AsyncSession, user: User, *, becoming: UserRole | None
+) -> None:
+    """Refuse to remove the last active admin (demotion, deactivation or deletion).
+
+    The admin rows are locked first, so two admins demoting each other at once cannot both win.
+    """
+    if user.role is not UserRole.ADMIN or becoming is UserRole.ADMIN:
+        return
+    admins = await session.scalars(
+        select(col(User.id))
+        .where(col(User.role) == UserRole.ADMIN, col(User.is_active).is_(True))
+        .with_for_update()
+    )
+    if set(admins.all()) <= {user.id}:
+        raise LastAdmin(reason="The last admin cannot be demoted, deactivated or deleted")
+
+
+async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise UserNotFound()
+    return user
+
+
+async def get_user_by_nickname(session: AsyncSession, nickname: str) -> User:
+    user = await session.scalar(
+        select(User).where(
+            func.lower(User.nickname) == nickname.lower(),
+            col(User.is_active).is_(True),
+        )
+    )
+    if user is None:
+        raise UserNotFound()
+    return user
+
+
+async def list_users(
+    session: AsyncSession,
+    *,
+    params: PageParams,
+    q: str | None = None,
+    role: UserRole | None = None,
+    is_professional: bool | None = None,
+    is_locked: bool | None = None,
+    is_verified: bool | None = None,
+    sort: UserSort = UserSort.CREATED_AT,
+) -> tuple[Sequence[User], int]:
+    statement = select(User)
+    if q:
+        pattern = contains_pattern(q)
+        statement = statement.where(
+            or_(
+                *(
+                    col(column).ilike(pattern, escape="\\")
+                    for column in (User.email, User.nickname, User.first_name, User.last_name)
+                )
+            )
+        )
+    if role is not None:
+        statement = statement.where(col(User.role) == role)
+    if is_professional is not None:
+        statement = statement.where(col(User.is_professional).is_(is_professional))
+    if is_verified is not None:
+        statement = statement.where(col(User.is_verified).is_(is_verified))
+    if is_locked is not None:
+        locked = col(User.locked_until) > clock.now()
+        statement = statement.where(
+            locked if is_locked else or_(~locked, col(User.locked_until).is_(None))
+        )
+    return await paginate(session, statement.order_by(*SORTS[sort]), params)
+
+
+def _changes(user: User, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The before/after pair of the fields that really change."""
+    before = {k: getattr(user, k) for k, v in values.items() if getattr(user, k) != v}
+    return before, {k: values[k] for k in before}
+
+
+async def set_user_role(
+    session: AsyncSession, *, actor: User, user: User, role: UserRole, reason: str | None
+) -> User:
+    if user.id == actor.id:
+        raise Forbidden("CANNOT_CHANGE_OWN_ROLE", reason="Admins cannot change their own role")
+    if user.role is role:
+        return user
+    await ensure_not_last_admin(session, user, becoming=role)
+    old_role = user.role
+    before, after = _changes(user, {"role": role, "is_superuser": role is UserRole.ADMIN})
+    if role is not UserRole.ANONYMOUS and not user.is_verified:
+        # Staff vouch for the account: a role above ANONYMOUS implies a verified email.
+        before["is_verified"], after["is_verified"] = False, True
+    for key, value in after.items():
+        setattr(user, key, value)
+    session.add(user)
+    await audit_service.record(
+        session,
+        actor_id=actor.id,
+        action=AuditAction.ROLE_CHANGED,
+        target_type="user",
+        target_id=user.id,
+        before=before,
+        after=after,
+        reason=reason,
+    )
+    await notify(
+        session,
+        user,
+        NotificationKind.ROLE_CHANGED,
+        old_role=old_role.value,
+        new_role=role.value,
+        reason=reason,
+    )
+    return user
+
+
+async def set_professional_status(
+    session: AsyncSession, *, actor: User, user: User, is_professional: bool, reason: str | None
+) -> User:
+    if user.is_professional is is_professional:
+        return user
+    before = {
+        "is_professional": user.is_professional,
+        "professional_status_updated_at": user.professional_status_updated_at,
+    }
+    user.is_professional = is_professional
+    user.professional_status_updated_at = clock.now()
+    session.add(user)
+    await audit_service.record(
+        session,
+        actor_id=actor.id,
+        action=AuditAction.PROFESSIONAL_STATUS_CHANGED,
+        target_type="user",
+        target_id=user.id,
+        before=before,
+        after={
+            "is_professional": user.is_professional,
+            "professional_status_updated_at": user.professional_status_updated_at,
+        },
+        reason=reason,
+    )
+    await notify(
+        session,
+        user,
+        NotificationKind.PRO_STATUS_CHANGED,
+        is_professional=is_professional,
+        reason=reason,
+    )
+    return user
+
+
+async def unlock_user(session: AsyncSession, *, actor: User, user: User) -> User:
+    before = {"failed_login_count": user.failed_login_count, "locked_until": user.locked_until}
+    user.failed_login_count = 0
+    user.locked_until = None
+    session.add(user)
+    await audit_service.record(
+        session,
+        actor_id=actor.id,
+        action=AuditAction.USER_UNLOCKED,
+        target_type="user",
+        target_id=user.id,
+        before=before,
+        after={"failed_login_count": 0, "locked_until": None},
+    )
+    return user
+
+
+async def update_user_by_staff(
+    session: AsyncSession, *, actor: User, user: User, values: dict[str, Any]
+) -> User:
+    """Apply a staff edit of profile fields or activation, with its audit entry."""
+    before, after = _changes(user, values)
+    if not after:
+        return user
+    if after.get("is_active") is False:
+        await ensure_not_last_admin(session, user, becoming=None)
+        await revoke_tokens(session, user.id)
+    await audit_service.record(
+        session,
+        actor_id=actor.id,
+        action=AuditAction.USER_UPDATED_BY_STAFF,
+        target_type="user",
+        target_id=user.id,
+        before=before,
+        after=after,
+    )
+    for key, value in after.items():
+        setattr(user, key, value)
+    return await save_user(session, user)
+
+
+async def record_deletion(session: AsyncSession, *, actor: User, user: User) -> None:
+    await audit_service.record(
+        session,
+        actor_id=actor.id,
+        action=AuditAction.USER_DELETED,
+        target_type="user",
+        target_id=user.id,
+        # Personal data goes with the account: the entry keeps only what the role change needs.
+        before={"role": user.role},
+    )

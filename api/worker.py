@@ -1,0 +1,109 @@
+"""The durable job queue (pgqueuer): mail delivery and periodic cleanup.
+
+`event-manager worker` runs it alone; `event-manager serve` runs it inside each web process
+unless RUN_WORKER_IN_PROCESS is false.
+"""
+
+import asyncio
+from datetime import timedelta
+
+import asyncpg
+import structlog
+from pgqueuer import AsyncpgDriver, DatabaseRetryEntrypointExecutor, Job, PgQueuer
+from pgqueuer.models import Schedule
+from sqlalchemy import delete
+from sqlalchemy.engine import make_url
+from sqlmodel import col
+
+from api import clock
+from api.config import settings
+from api.db import get_database_url, get_sessionmaker
+from api.mail import sender
+from api.mail.service import SEND_EMAIL, OutgoingMail, queries_for
+from api.users.models import AccessToken
+
+log = structlog.get_logger(__name__)
+
+CLEANUP_TOKENS = "cleanup_access_tokens"
+
+
+def asyncpg_dsn(url: str | None = None) -> str:
+    parsed = make_url(url or get_database_url()).set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=False)
+
+
+def mail_retry_executor(params: object) -> DatabaseRetryEntrypointExecutor:
+    return DatabaseRetryEntrypointExecutor(
+        parameters=params,  # type: ignore[arg-type]
+        max_attempts=settings.MAIL_MAX_ATTEMPTS,
+        initial_delay=timedelta(seconds=1),
+        max_delay=timedelta(minutes=5),
+    )
+
+
+async def deliver_mail(job: Job) -> None:
+    assert job.payload is not None
+    await sender.send(OutgoingMail.model_validate_json(job.payload))
+
+
+async def cleanup_access_tokens(_: Job) -> None:
+    cutoff = clock.now() - timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
+    async with get_sessionmaker()() as session, session.begin():
+        await session.execute(delete(AccessToken).where(col(AccessToken.created_at) < cutoff))
+
+
+def build_queue(connection: asyncpg.Connection) -> PgQueuer:
+    pgq = PgQueuer(AsyncpgDriver(connection))
+    pgq.entrypoint(SEND_EMAIL, on_failure="hold", executor_factory=mail_retry_executor)(
+        deliver_mail
+    )
+    pgq.entrypoint(CLEANUP_TOKENS, on_failure="hold", executor_factory=mail_retry_executor)(
+        cleanup_access_tokens
+    )
+
+    @pgq.schedule("enqueue_token_cleanup", "17 * * * *")
+    async def enqueue_token_cleanup(_: Schedule) -> None:
+        # Schedules run inline and without retry: they only enqueue a retried job.
+        async with get_sessionmaker()() as session, session.begin():
+            queries = await queries_for(session)
+            await queries.enqueue(CLEANUP_TOKENS, None)
+
+    return pgq
+
+
+async def connect() -> asyncpg.Connection:
+    return await asyncpg.connect(asyncpg_dsn(), timeout=settings.DB_CONNECT_TIMEOUT_SECONDS)
+
+
+class InProcessWorker:
+    """The queue as a task of the web process's lifespan."""
+
+    def __init__(self) -> None:
+        self._connection: asyncpg.Connection | None = None
+        self._queue: PgQueuer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._connection = await connect()
+        self._queue = build_queue(self._connection)
+        self._task = asyncio.create_task(self._queue.run(dequeue_timeout=timedelta(seconds=5)))
+
+    async def stop(self) -> None:
+        if self._queue is not None and self._task is not None:
+            self._queue.shutdown.set()
+            try:
+                await asyncio.wait_for(self._task, timeout=15)
+            except (TimeoutError, Exception):  # noqa: BLE001 - shutting down; the job is re-picked
+                log.warning("worker_stop_incomplete", exc_info=True)
+        if self._connection is not None:
+            await self._connection.close()
+
+
+async def run_forever() -> None:
+    """`event-manager worker`: process jobs until SIGINT/SIGTERM."""
+    import pgqueuer
+
+    async def factory() -> PgQueuer:
+        return build_queue(await connect())
+
+    await pgqueuer.run(factory, dequeue_timeout=timedelta(seconds=5), restart_on_failure=True)

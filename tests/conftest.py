@@ -1,0 +1,186 @@
+"""Suite-wide fixtures.
+
+The suite never touches a developer's database: it creates its own throwaway database (on the
+server in TEST_DATABASE_URL, or on an embedded PostgreSQL in a temporary directory), applies the
+real Alembic migrations once, runs each test in a transaction that is rolled back, and drops the
+database at the end. Mail goes over real SMTP to an in-process aiosmtpd server.
+"""
+
+import os
+
+from tests.support import Mailbox, TestDatabaseServer, free_port, smtp_server
+
+SMTP_PORT = free_port()
+# Settings are read when `api` is first imported: configure the environment before that.
+os.environ.update(
+    ENVIRONMENT="test",
+    SECRET_KEY="test-secret-key-that-is-long-enough-for-hs256",
+    PUBLIC_BASE_URL="http://testserver",
+    AUTH_RATE_LIMIT="off",
+    PASSWORD_HASH_TIME_COST="1",
+    PASSWORD_HASH_MEMORY_KIB="1024",
+    SMTP_HOST="127.0.0.1",
+    SMTP_PORT=str(SMTP_PORT),
+    SMTP_STARTTLS="false",
+    SMTP_TIMEOUT_SECONDS="5",
+    MAIL_FROM="no-reply@event-manager.test",
+    RUN_WORKER_IN_PROCESS="false",
+    LOG_LEVEL="WARNING",
+)
+for name in ("FIRST_ADMIN_EMAIL", "FIRST_ADMIN_PASSWORD"):
+    os.environ.pop(name, None)
+
+_server = TestDatabaseServer()
+TEST_DB_NAME = _server.create_database()
+TEST_DATABASE_URL = _server.url_for(TEST_DB_NAME)
+os.environ["DATABASE_URL"] = TEST_DATABASE_URL
+
+# ruff: noqa: E402  (the imports below must see the environment above)
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import httpx
+import pytest
+from alembic import command
+from alembic.config import Config
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from api import ratelimit
+from api.config import settings
+from api.db import create_engine, get_session
+from api.main import create_app
+from api.users.models import User, UserRole
+from tests import factories
+from tests.support import ROOT
+
+
+def alembic_config(url: str) -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = url
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    command.upgrade(alembic_config(TEST_DATABASE_URL), "head")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _server.drop_database(TEST_DB_NAME)
+    _server.stop()
+
+
+@pytest.fixture(scope="session")
+def db_server() -> TestDatabaseServer:
+    return _server
+
+
+@pytest.fixture(scope="session")
+def mailbox_server() -> Iterator[Mailbox]:
+    box = Mailbox()
+    with smtp_server(box, SMTP_PORT):
+        yield box
+
+
+@pytest.fixture
+def mailbox(mailbox_server: Mailbox) -> Iterator[Mailbox]:
+    mailbox_server.clear()
+    mailbox_server.refuse = False
+    yield mailbox_server
+    mailbox_server.refuse = False
+
+
+@pytest.fixture(scope="session")
+async def engine() -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(TEST_DATABASE_URL, pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session inside a transaction that is rolled back after the test.
+
+    The app's own commits only release savepoints (join_transaction_mode="create_savepoint").
+    """
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        db = AsyncSession(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        try:
+            yield db
+        finally:
+            await db.close()
+            await transaction.rollback()
+
+
+@pytest.fixture
+def app(session: AsyncSession) -> Iterator[FastAPI]:
+    application = create_app(run_worker=False)
+
+    async def test_session() -> AsyncIterator[AsyncSession]:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+    application.dependency_overrides[get_session] = test_session
+    ratelimit.reset()
+    yield application
+    ratelimit.reset()
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+def rate_limit(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Turn the auth throttle on for one test: rate_limit("3/minute")."""
+
+    def set_limit(limit: str) -> None:
+        monkeypatch.setattr(settings, "AUTH_RATE_LIMIT", limit)
+        ratelimit.reset()
+
+    return set_limit
+
+
+@pytest.fixture
+async def user(session: AsyncSession) -> User:
+    return await factories.create_user(session, role=UserRole.AUTHENTICATED)
+
+
+@pytest.fixture
+async def unverified_user(session: AsyncSession) -> User:
+    return await factories.create_user(session, role=UserRole.ANONYMOUS, is_verified=False)
+
+
+@pytest.fixture
+async def manager(session: AsyncSession) -> User:
+    return await factories.create_user(session, role=UserRole.MANAGER)
+
+
+@pytest.fixture
+async def admin(session: AsyncSession) -> User:
+    return await factories.create_user(session, role=UserRole.ADMIN)
+
+
+@pytest.fixture
+def auth_as(session: AsyncSession) -> Callable[[User], Awaitable[dict[str, str]]]:
+    """Bearer headers for a user, through a real access-token row (no login round trip)."""
+
+    async def headers_for(user: User) -> dict[str, str]:
+        return await factories.token_headers(session, user)
+
+    return headers_for
+
+
+def new_email() -> str:
+    return f"user-{uuid.uuid4().hex[:10]}@example.com"

@@ -1,0 +1,82 @@
+"""Plain async builders for test data, written straight to the test session."""
+
+import secrets
+import uuid
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from api.mail import sender
+from api.mail.service import SEND_EMAIL, OutgoingMail
+from api.users.models import AccessToken, User, UserRole
+from api.users.passwords import password_helper
+
+DEFAULT_PASSWORD = "a perfectly fine passphrase"
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    role: UserRole = UserRole.AUTHENTICATED,
+    email: str | None = None,
+    password: str = DEFAULT_PASSWORD,
+    is_verified: bool | None = None,
+    **fields: Any,
+) -> User:
+    suffix = uuid.uuid4().hex[:10]
+    user = User(
+        email=email or f"{role.value.lower()}-{suffix}@example.com",
+        hashed_password=password_helper.hash(password),
+        nickname=fields.pop("nickname", f"{role.value.lower()[:4]}_{suffix}"),
+        role=role,
+        is_verified=role is not UserRole.ANONYMOUS if is_verified is None else is_verified,
+        is_superuser=role is UserRole.ADMIN,
+        **fields,
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def token_headers(session: AsyncSession, user: User) -> dict[str, str]:
+    token = secrets.token_urlsafe()
+    session.add(AccessToken(token=token, user_id=user.id))
+    await session.flush()
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def queued_mail(session: AsyncSession) -> list[OutgoingMail]:
+    """Mail jobs queued in the test's transaction, oldest first."""
+    rows = await session.execute(
+        text("SELECT payload FROM pgqueuer WHERE entrypoint = :e ORDER BY id"), {"e": SEND_EMAIL}
+    )
+    return [OutgoingMail.model_validate_json(bytes(payload)) for (payload,) in rows]
+
+
+async def deliver_queued_mail(session: AsyncSession) -> int:
+    """Send every queued mail with the worker's own job function (real SMTP), then dequeue it.
+
+    The jobs live in the test's uncommitted transaction, invisible to a separate worker; the
+    worker's dequeue, retry and durability are tested against committed data in test_worker.py.
+    """
+    rows = (
+        await session.execute(
+            text("SELECT id, payload FROM pgqueuer WHERE entrypoint = :e ORDER BY id"),
+            {"e": SEND_EMAIL},
+        )
+    ).all()
+    for _, payload in rows:
+        await sender.send(OutgoingMail.model_validate_json(bytes(payload)))
+    await session.execute(text("DELETE FROM pgqueuer WHERE entrypoint = :e"), {"e": SEND_EMAIL})
+    return len(rows)
+
+
+async def reload(session: AsyncSession, user: User) -> User:
+    await session.refresh(user)
+    return user
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    return (await session.scalars(select(User).where(col(User.email).ilike(email)))).first()

@@ -1,0 +1,177 @@
+"""Test infrastructure that is not a fixture: the throwaway database, SMTP capture, servers."""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from aiosmtpd.controller import Controller
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class TestDatabaseServer:
+    """Where the suite creates its databases: TEST_DATABASE_URL's server, or an embedded one."""
+
+    def __init__(self) -> None:
+        self._pg: Any = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        configured = os.environ.get("TEST_DATABASE_URL")
+        if configured:
+            self.admin_url = make_url(configured.replace("+asyncpg", "")).set(
+                drivername="postgresql"
+            )
+        else:
+            import pgserver
+
+            self._tmp = tempfile.TemporaryDirectory(prefix="event-manager-test-pg-")
+            os.chmod(self._tmp.name, 0o755)  # postgres runs as its own user when we are root
+            self._pg = pgserver.get_server(self._tmp.name, cleanup_mode="stop")  # type: ignore[attr-defined]
+            self.admin_url = make_url(self._pg.get_uri())
+
+    def url_for(self, database: str, driver: str = "postgresql+asyncpg") -> str:
+        url = self.admin_url.set(database=database, drivername=driver)
+        return url.render_as_string(hide_password=False)
+
+    def _admin_dsn(self) -> str:
+        return self.admin_url.render_as_string(hide_password=False)
+
+    def create_database(self, prefix: str = "event_manager_test") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        asyncio.run(self._execute(f'CREATE DATABASE "{name}"'))
+        return name
+
+    def drop_database(self, name: str) -> None:
+        asyncio.run(self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    async def _execute(self, sql: str) -> None:
+        connection = await asyncpg.connect(self._admin_dsn())
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    def stop(self) -> None:
+        if self._pg is not None:
+            self._pg.cleanup()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+@dataclass
+class Mailbox:
+    """Messages received by the in-process SMTP server."""
+
+    messages: list[EmailMessage] = field(default_factory=list)
+    refuse: bool = False
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        if self.refuse:
+            return "451 Requested action aborted: local error in processing"
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        self.messages.append(message)
+        return "250 Message accepted for delivery"
+
+    def clear(self) -> None:
+        self.messages.clear()
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if m["To"].lower() == address.lower()]
+
+    @staticmethod
+    def text(message: EmailMessage) -> str:
+        part = message.get_body(preferencelist=("plain",))
+        assert part is not None
+        return str(part.get_content())
+
+
+@contextmanager
+def smtp_server(mailbox: Mailbox, port: int) -> Iterator[Controller]:
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield controller
+    finally:
+        controller.stop()
+
+
+@dataclass
+class ServerProcess:
+    """A real `uvicorn` serving the app against the test database, for concurrency and faults."""
+
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def run_server(env: dict[str, str], *, workers: int = 2) -> Iterator[ServerProcess]:
+    port = free_port()
+    log_file = tempfile.NamedTemporaryFile(prefix="server-", suffix=".log", delete=False)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    server = ServerProcess(f"http://127.0.0.1:{port}", process, Path(log_file.name))
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{server.log()}")
+            try:
+                if httpx.get(f"{server.base_url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start:\n{server.log()}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        Path(log_file.name).unlink(missing_ok=True)
