@@ -2,12 +2,15 @@
 
 import asyncio
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from api.config import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from api.users.models import User
 
 app = typer.Typer(help="event-manager: serve the API, run migrations and jobs, manage admins.")
 console = Console()
@@ -76,10 +79,17 @@ def create_admin(
     """Create a verified ADMIN account (or promote an existing one)."""
     from fastapi_users.exceptions import InvalidPasswordException
 
+    from api.db import dispose_engine
     from api.users.bootstrap import create_admin as create
 
+    async def run() -> "tuple[User, bool]":
+        try:
+            return await create(email, password)
+        finally:
+            await dispose_engine()
+
     try:
-        user, created = asyncio.run(create(email, password))
+        user, created = asyncio.run(run())
     except InvalidPasswordException as e:
         console.print(f"[red]Password refused: {e.reason}[/red]")
         raise typer.Exit(code=1) from e

@@ -33,6 +33,8 @@ def free_port() -> int:
 class TestDatabaseServer:
     """Where the suite creates its databases: TEST_DATABASE_URL's server, or an embedded one."""
 
+    __test__ = False  # not a test class, whatever its name
+
     def __init__(self) -> None:
         self._pg: Any = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -129,16 +131,20 @@ class ServerProcess:
 
 
 @contextmanager
-def run_server(env: dict[str, str], *, workers: int = 2) -> Iterator[ServerProcess]:
+def run_server(
+    env: dict[str, str], *, workers: int = 2, target: str = "api.main:create_app"
+) -> Iterator[ServerProcess]:
+    """Serve `target` (an app factory when it names create_app) with uvicorn in a subprocess."""
     port = free_port()
+    factory = ["--factory"] if target.endswith("create_app") else []
     log_file = tempfile.NamedTemporaryFile(prefix="server-", suffix=".log", delete=False)
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "uvicorn",
-            "api.main:create_app",
-            "--factory",
+            target,
+            *factory,
             "--host",
             "127.0.0.1",
             "--port",

@@ -127,6 +127,8 @@ class AccessToken(SQLModel, table=True):
 class UserRead(UserBase, schemas.BaseUser[uuid.UUID]):  # type: ignore[misc]
     """A user as shown to its owner, managers and admins."""
 
+    # Not in API.md's field list: role says it all (is_superuser only mirrors role is ADMIN).
+    is_superuser: bool = Field(default=False, exclude=True)
     role: UserRole
     is_professional: bool
     professional_status_updated_at: datetime | None
@@ -179,7 +181,7 @@ class UserStaffUpdate(SQLModel):
     is_active: bool | None = None
 
 
-class UserAdminCreate(UserProfile):
+class UserAdminCreate(UserProfile, schemas.CreateUpdateDictModel):
     """POST /users by an admin: the account is created verified, with the given role."""
 
     email: EmailStr = Field(max_length=320)

@@ -1,0 +1,1 @@
+"""Benchmarks: the service measured against a raw Starlette + asyncpg ceiling."""

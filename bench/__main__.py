@@ -1,0 +1,203 @@
+"""`make bench`: throughput and latency of the service next to a raw Starlette+asyncpg ceiling,
+and REL-2 (a cheap endpoint's latency while 30 logins hash passwords).
+
+Uses its own throwaway database (TEST_DATABASE_URL's server, or an embedded one) and prints
+figures; it asserts nothing, so it never makes CI flaky.
+"""
+
+import asyncio
+import os
+import secrets
+import statistics
+import time
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+import httpx
+from alembic import command
+from alembic.config import Config
+from rich.console import Console
+from rich.table import Table
+
+from api.users.passwords import ThreadedPasswordHelper
+from tests.support import ROOT, TestDatabaseServer, run_server
+
+USERS = 200
+PASSWORD = "a perfectly fine passphrase"
+console = Console()
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def pct(self, p: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
+async def seed(dsn: str) -> tuple[list[str], list[str]]:
+    """USERS verified users, each with one access token; returns (emails, tokens)."""
+    hashed = ThreadedPasswordHelper().hash(PASSWORD)  # production argon2 settings
+    emails = [f"bench-{i}@example.com" for i in range(USERS)]
+    tokens = [secrets.token_urlsafe() for _ in range(USERS)]
+    connection = await asyncpg.connect(dsn)
+    try:
+        ids = [uuid.uuid4() for _ in range(USERS)]
+        await connection.executemany(
+            'INSERT INTO "user" (id, email, hashed_password, nickname, is_active, is_superuser,'
+            " is_verified, role, is_professional, failed_login_count, reset_mail_count,"
+            " created_at, updated_at) VALUES ($1, $2, $3, $4, true, false, true,"
+            " 'AUTHENTICATED', false, 0, 0, now(), now())",
+            [
+                (i, e, hashed, f"bench_{n}")
+                for n, (i, e) in enumerate(zip(ids, emails, strict=True))
+            ],
+        )
+        await connection.executemany(
+            "INSERT INTO accesstoken (token, user_id, created_at) VALUES ($1, $2, now())",
+            list(zip(tokens, ids, strict=True)),
+        )
+    finally:
+        await connection.close()
+    return emails, tokens
+
+
+async def load(
+    base_url: str, path: str, tokens: list[str], *, total: int, concurrency: int, name: str
+) -> Result:
+    latencies: list[float] = []
+    counter = iter(range(total))
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        for n in counter:
+            headers = {"Authorization": f"Bearer {tokens[n % len(tokens)]}"} if tokens else {}
+            start = time.perf_counter()
+            response = await client.get(path, headers=headers)
+            latencies.append((time.perf_counter() - start) * 1000)
+            assert response.status_code == 200, response.text
+
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+        await client.get("/health")  # warm-up
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return Result(name, total, elapsed, latencies)
+
+
+async def logins_vs_cheap_endpoint(base_url: str, emails: list[str]) -> Result:
+    """REL-2: 30 parallel logins; GET /health every 20 ms meanwhile."""
+    latencies: list[float] = []
+    done = asyncio.Event()
+
+    async def poll(client: httpx.AsyncClient) -> None:
+        while not done.is_set():
+            start = time.perf_counter()
+            await client.get("/health")
+            latencies.append((time.perf_counter() - start) * 1000)
+            await asyncio.sleep(0.02)
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        poller = asyncio.create_task(poll(client))
+        start = time.perf_counter()
+        answers = await asyncio.gather(
+            *(
+                client.post("/api/v1/auth/login", data={"username": e, "password": PASSWORD})
+                for e in emails[:30]
+            )
+        )
+        elapsed = time.perf_counter() - start
+        done.set()
+        await poller
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers[:3]]
+    return Result("GET /health during 30 logins", len(latencies), elapsed, latencies)
+
+
+def main() -> None:
+    server = TestDatabaseServer()
+    name = server.create_database(prefix="event_manager_bench")
+    url, dsn = server.url_for(name), server.url_for(name, driver="postgresql")
+    try:
+        config = Config(str(ROOT / "alembic.ini"))
+        config.attributes.update(database_url=url, configure_logger=False)
+        command.upgrade(config, "head")
+        emails, tokens = asyncio.run(seed(dsn))
+        service_env = {
+            "DATABASE_URL": url,
+            "ENVIRONMENT": "development",
+            "RUN_WORKER_IN_PROCESS": "false",
+            "AUTH_RATE_LIMIT": "off",
+            "LOG_LEVEL": "WARNING",
+            "PASSWORD_HASH_TIME_COST": "3",
+            "PASSWORD_HASH_MEMORY_KIB": "65536",
+        }
+        results: list[Result] = []
+        total = int(os.environ.get("BENCH_REQUESTS", "2000"))
+        with run_server({"DATABASE_URL": dsn}, workers=1, target="bench.ceiling:app") as ceiling:
+            for path, auth in (("/health", []), ("/api/v1/users/me", tokens)):
+                results.append(
+                    asyncio.run(
+                        load(
+                            ceiling.base_url,
+                            path,
+                            auth,
+                            total=total,
+                            concurrency=20,
+                            name=f"ceiling  GET {path}",
+                        )
+                    )
+                )
+        with run_server(service_env, workers=1) as service:
+            for path, auth in (("/health", []), ("/api/v1/users/me", tokens)):
+                results.append(
+                    asyncio.run(
+                        load(
+                            service.base_url,
+                            path,
+                            auth,
+                            total=total,
+                            concurrency=20,
+                            name=f"service  GET {path}",
+                        )
+                    )
+                )
+            rel2 = asyncio.run(logins_vs_cheap_endpoint(service.base_url, emails))
+        report(results, rel2)
+    finally:
+        server.drop_database(name)
+        server.stop()
+
+
+def report(results: list[Result], rel2: Result) -> None:
+    table = Table(title="event-manager vs raw Starlette+asyncpg (1 worker, 20 concurrent clients)")
+    for column in ("scenario", "requests", "req/s", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="right" if column != "scenario" else "left")
+    for r in results:
+        table.add_row(
+            r.name, str(r.requests), f"{r.rps:,.0f}", f"{r.pct(0.5):.1f}", f"{r.pct(0.99):.1f}"
+        )
+    console.print(table)
+    for path in ("/health", "/api/v1/users/me"):
+        ceiling = next(r for r in results if r.name == f"ceiling  GET {path}")
+        service = next(r for r in results if r.name == f"service  GET {path}")
+        console.print(f"GET {path}: service reaches {service.rps / ceiling.rps:.0%} of the ceiling")
+    p99 = rel2.pct(0.99)
+    verdict = "[green]met[/green]" if p99 < 250 else "[red]missed[/red]"
+    console.print(
+        f"REL-2: {rel2.name}: {rel2.requests} samples over {rel2.seconds:.1f} s, "
+        f"median {statistics.median(rel2.latencies_ms):.1f} ms, p99 {p99:.1f} ms "
+        f"(target < 250 ms: {verdict})"
+    )
+
+
+if __name__ == "__main__":
+    main()

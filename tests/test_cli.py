@@ -1,0 +1,139 @@
+"""The `event-manager` command line, run for real against throwaway databases."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from api import embedded
+from api.cli import app
+from api.config import settings
+from api.db import get_database_url
+from tests.support import ROOT, TestDatabaseServer, free_port
+
+runner = CliRunner()
+
+
+def _fetch(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
+    async def run() -> list[asyncpg.Record]:
+        connection = await asyncpg.connect(url.replace("+asyncpg", ""))
+        try:
+            rows: list[asyncpg.Record] = await connection.fetch(sql, *args)
+            return rows
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
+
+
+def test_create_admin_creates_then_promotes() -> None:
+    email = "cli-admin@example.com"
+    try:
+        result = runner.invoke(
+            app, ["create-admin", "--email", email, "--password", "a perfectly fine passphrase"]
+        )
+        assert result.exit_code == 0, result.output
+        assert f"Created admin {email}" in result.output
+        rows = _fetch(
+            get_database_url(),
+            'SELECT role::text, is_verified, is_superuser FROM "user" WHERE email = $1',
+            email,
+        )
+        assert [tuple(r) for r in rows] == [("ADMIN", True, True)]
+
+        again = runner.invoke(
+            app, ["create-admin", "--email", email.upper(), "--password", "another fine phrase"]
+        )
+        assert again.exit_code == 0, again.output
+        assert f"Promoted admin {email}" in again.output
+    finally:
+        _fetch(get_database_url(), 'DELETE FROM "user" WHERE email = $1', email)
+
+
+def test_create_admin_refuses_weak_password() -> None:
+    result = runner.invoke(
+        app, ["create-admin", "--email", "weak@example.com", "--password", "123"]
+    )
+    assert result.exit_code == 1
+    assert "Password refused: Password should be at least 8 characters" in result.output
+    assert (
+        _fetch(get_database_url(), "SELECT 1 FROM \"user\" WHERE email = 'weak@example.com'") == []
+    )
+
+
+def test_migrate_builds_a_fresh_database(
+    db_server: TestDatabaseServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = db_server.create_database(prefix="event_manager_cli")
+    url = db_server.url_for(name)
+    monkeypatch.setattr(settings, "DATABASE_URL", url)
+    get_database_url.cache_clear()
+    try:
+        result = runner.invoke(app, ["migrate"])
+        assert result.exit_code == 0, result.output
+        assert "Database migrated to head." in result.output
+        tables = {
+            r[0] for r in _fetch(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+        assert {"user", "accesstoken", "audit_log", "pgqueuer", "alembic_version"} <= tables
+    finally:
+        get_database_url.cache_clear()
+        db_server.drop_database(name)
+
+
+def test_serve_answers_health_and_docs() -> None:
+    port = free_port()
+    env = {**os.environ, "RUN_WORKER_IN_PROCESS": "false"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--no-worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(300):
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                asyncio.run(asyncio.sleep(0.1))
+        assert health.json() == {"status": "ok"}
+        assert httpx.get(f"http://127.0.0.1:{port}/ready").json() == {"status": "ok"}
+        docs = httpx.get(f"http://127.0.0.1:{port}/docs")
+        assert docs.status_code == 200
+        assert "swagger-ui" in docs.text
+        spec = httpx.get(f"http://127.0.0.1:{port}/openapi.json").json()
+        assert "/api/v1/auth/register" in spec["paths"]
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_embedded_server_starts_and_keeps_data() -> None:
+    with tempfile.TemporaryDirectory(prefix="event-manager-embedded-") as tmp:
+        datadir = Path(tmp) / "pg"
+        os.chmod(tmp, 0o755)
+        url = embedded.start(datadir)
+        try:
+            assert url.startswith("postgresql+asyncpg://")
+            assert "host=" in url
+            _fetch(url, "CREATE TABLE IF NOT EXISTS kept (v int)")
+            _fetch(url, "INSERT INTO kept VALUES (42)")
+        finally:
+            embedded.stop()
+        # A client killed without cleanup (SIGKILL) stays in pgserver's pid file: it is pruned.
+        (datadir / ".handle_pids.json").write_text("[999999]")
+        url = embedded.start(datadir)
+        try:
+            assert [r[0] for r in _fetch(url, "SELECT v FROM kept")] == [42]
+        finally:
+            embedded.stop()
