@@ -5,11 +5,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import Depends, FastAPI, HTTPException, Request, status
-from fastapi.exception_handlers import http_exception_handler
+from fastapi import Depends, FastAPI, Request, status
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import embedded, ratelimit
@@ -46,8 +51,27 @@ class BodySizeLimitMiddleware:
         await self.app(scope, receive, send)
 
 
+# What FastAPI answers (400) for a body it cannot decode, such as invalid UTF-8.
+UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.detail == UNPARSABLE_BODY:
+        # A payload that is not JSON text is a payload validation error: FastAPI's 422 shape.
+        return await request_validation_exception_handler(
+            request,
+            RequestValidationError(
+                [
+                    {
+                        "type": "json_invalid",
+                        "loc": ("body",),
+                        "msg": "Body is not valid JSON text",
+                        "input": None,
+                    }
+                ]
+            ),
+        )
     if exc.status_code == status.HTTP_401_UNAUTHORIZED:
         exc.headers = {**(exc.headers or {}), "WWW-Authenticate": "Bearer"}
     return await http_exception_handler(request, exc)
@@ -83,7 +107,7 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     )
     app.state.run_worker = settings.RUN_WORKER_IN_PROCESS if run_worker is None else run_worker
     register_error_handlers(app)
-    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(RequestIdMiddleware)
 

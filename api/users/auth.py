@@ -8,13 +8,23 @@ from fastapi import Depends
 from fastapi_users import FastAPIUsers
 from fastapi_users.authentication import AuthenticationBackend, BearerTransport
 from fastapi_users.authentication.strategy.db import DatabaseStrategy
+from fastapi_users.openapi import OpenAPIResponseType
 
 from api.config import settings
 from api.errors import Forbidden
 from api.users.manager import AccessTokenDatabase, get_access_token_db, get_user_manager
 from api.users.models import AccessToken, User, UserRole
 
-bearer_transport = BearerTransport(tokenUrl="/api/v1/auth/login")
+
+class RevocableBearerTransport(BearerTransport):
+    """Bearer tokens whose logout (204, the token revoked) is documented in the OpenAPI."""
+
+    @staticmethod
+    def get_openapi_logout_responses_success() -> OpenAPIResponseType:
+        return {204: {"description": "Logged out: the token is revoked"}}
+
+
+bearer_transport = RevocableBearerTransport(tokenUrl="/api/v1/auth/login")
 
 
 def get_database_strategy(

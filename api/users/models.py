@@ -4,7 +4,7 @@ import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -189,6 +189,11 @@ class UserAdminCreate(UserProfile, schemas.CreateUpdateDictModel):
     nickname: Nickname | None = Field(default=None, max_length=30)
     role: UserRole = UserRole.AUTHENTICATED
     is_professional: bool = False
+
+    def create_update_dict_superuser(self) -> dict[str, Any]:
+        # Defaults count too: without `role` the account is AUTHENTICATED and verified, not
+        # a fresh ANONYMOUS sign-up (fastapi-users dumps only the fields that were sent).
+        return self.model_dump(exclude={"id"})
 
 
 class RoleChange(SQLModel):
