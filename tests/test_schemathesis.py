@@ -7,6 +7,7 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -43,7 +44,8 @@ def base_url() -> Iterator[str]:
     _execute(
         'INSERT INTO "user" (id, email, hashed_password, nickname, is_active, is_superuser,'
         " is_verified, role, is_professional, failed_login_count, reset_mail_count, created_at,"
-        " updated_at) VALUES ($1, $2, 'x', $3, true, true, true, 'ADMIN', false, 0, 0, now(), now())",
+        " updated_at)"
+        " VALUES ($1, $2, 'x', $3, true, true, true, 'ADMIN', false, 0, 0, now(), now())",
         ADMIN_ID,
         f"fuzz-admin-{ADMIN_ID.hex[:8]}@example.com",
         f"fuzz_{ADMIN_ID.hex[:8]}",
@@ -67,7 +69,7 @@ schema = schemathesis.openapi.from_dict(create_app().openapi())
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_openapi_contract(case: schemathesis.Case, base_url: str) -> None:
+def test_openapi_contract(case: schemathesis.Case[Any], base_url: str) -> None:
     # A fresh admin token per case: logout and password changes revoke the previous ones.
     token = secrets.token_urlsafe()
     _execute(
