@@ -52,7 +52,7 @@ test: install ## Run the test suite with coverage (fails under 90 %)
 lint: install ## ruff check, ruff format --check, mypy
 	$(UV_RUN) ruff check .
 	$(UV_RUN) ruff format --check .
-	$(UV_RUN) mypy api tests
+	$(UV_RUN) mypy api tests bench
 
 format: install ## Sort imports and format the code with ruff
 	$(UV_RUN) ruff check --select I --fix .

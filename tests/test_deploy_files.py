@@ -423,7 +423,7 @@ def test_makefile_lint_runs_ruff_and_mypy() -> None:
     assert make_recipe("lint") == [
         "$(UV_RUN) ruff check .",
         "$(UV_RUN) ruff format --check .",
-        "$(UV_RUN) mypy api tests",
+        "$(UV_RUN) mypy api tests bench",
     ]
 
 
