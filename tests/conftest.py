@@ -121,10 +121,18 @@ def app(session: AsyncSession) -> Iterator[FastAPI]:
     application = create_app(run_worker=False)
 
     async def test_session() -> AsyncIterator[AsyncSession]:
+        # What the test built before the request is "committed" first (that only releases a
+        # savepoint), so a failed request rolls back its own work alone, as a real one does.
+        await session.commit()
         try:
             yield session
         except BaseException:
+            loaded = list(session.identity_map.values())
             await session.rollback()
+            # The rollback expires loaded objects; reload them so the test can still read them.
+            for obj in loaded:
+                if obj in session:
+                    await session.refresh(obj)
             raise
         await session.commit()
 
