@@ -157,7 +157,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
                 current_password, user.hashed_password
             )
             if not verified:
-                raise CurrentPasswordInvalid()
+                raise CurrentPasswordInvalid(reason="current_password is not the account's password")
         updated = await self._update(user, data)
         await self.on_after_update(updated, data, request)
         return updated

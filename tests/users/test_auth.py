@@ -938,7 +938,12 @@ class TestUpdateMe:
             headers=await auth_as(user),
         )
         assert response.status_code == 400
-        assert response.json() == {"detail": "CURRENT_PASSWORD_INVALID"}
+        assert response.json() == {
+            "detail": {
+                "code": "CURRENT_PASSWORD_INVALID",
+                "reason": "current_password is not the account's password",
+            }
+        }
         assert (await login(client, user.email, NEW_PASSWORD)).json() == BAD_CREDENTIALS
 
     async def test_password_change_revokes_every_token(self, client, session, user, auth_as):
