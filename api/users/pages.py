@@ -54,7 +54,7 @@ async def verify_email_page(user_manager: UserManagerDep, token: str = "") -> HT
 
 @router.post("/verify-email", response_class=HTMLResponse)
 async def verify_email_submit(
-    user_manager: UserManagerDep, token: Annotated[str, Form(max_length=4096)]
+    user_manager: UserManagerDep, token: Annotated[str, Form(max_length=4096)] = ""
 ) -> HTMLResponse:
     try:
         await user_manager.verify(token)
@@ -79,8 +79,8 @@ async def reset_password_page(user_manager: UserManagerDep, token: str = "") -> 
 @router.post("/reset-password", response_class=HTMLResponse)
 async def reset_password_submit(
     user_manager: UserManagerDep,
-    token: Annotated[str, Form(max_length=4096)],
-    password: Annotated[str, Form(max_length=1024)],
+    token: Annotated[str, Form(max_length=4096)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
 ) -> HTMLResponse:
     try:
         await user_manager.reset_password(token, password)

@@ -110,10 +110,9 @@ class TestVerifyEmailSubmit:
         stored = await reload(session, unverified_user)
         assert (stored.is_verified, stored.role) == (True, UserRole.AUTHENTICATED)
 
-    async def test_missing_token_422(self, client):
+    async def test_missing_token_400_page(self, client):
         response = await client.post("/verify-email", data={})
-        assert response.status_code == 422
-        assert [e["loc"] for e in response.json()["detail"]] == [["body", "token"]]
+        assert_page(response, 400, BAD_VERIFY_LINK)
 
 
 class TestResetPasswordPage:
@@ -209,3 +208,9 @@ class TestResetPasswordSubmit:
         )
         assert response.status_code == 200
         assert await login_status(client, user.email, NEW_PASSWORD) == 200
+
+
+class TestResetPasswordSubmitWithoutFields:
+    async def test_missing_token_400_page(self, client):
+        response = await client.post("/reset-password", data={"password": "a fine new passphrase"})
+        assert_page(response, 400, BAD_RESET_LINK)
