@@ -1,6 +1,7 @@
 """The application factory."""
 
 import asyncio
+from http import HTTPStatus
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -74,6 +75,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         )
     if exc.status_code == status.HTTP_401_UNAUTHORIZED:
         exc.headers = {**(exc.headers or {}), "WWW-Authenticate": "Bearer"}
+    if exc.detail == HTTPStatus(exc.status_code).phrase:
+        # fastapi-users' bare "Unauthorized"/"Forbidden": the API's codes are UPPER_SNAKE.
+        exc.detail = exc.detail.upper().replace(" ", "_")
     return await http_exception_handler(request, exc)
 
 
@@ -114,7 +118,9 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     throttled = [Depends(ratelimit.throttle_auth)]
     auth_prefix = f"{API_PREFIX}/auth"
     app.include_router(
-        fastapi_users.get_auth_router(auth_backend, requires_verification=True),
+        # Verification is checked in UserManager.authenticate, so that logout stays open to
+        # every token holder (a verified user who changes email keeps a working token).
+        fastapi_users.get_auth_router(auth_backend),
         prefix=auth_prefix,
         tags=["auth"],
         dependencies=throttled,

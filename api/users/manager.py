@@ -13,6 +13,7 @@ from fastapi import Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from fastapi_users import BaseUserManager, UUIDIDMixin, exceptions
 from fastapi_users.jwt import decode_jwt, generate_jwt
+from fastapi_users.router.common import ErrorCode
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from fastapi_users_db_sqlalchemy.access_token import SQLAlchemyAccessTokenDatabase
 from sqlalchemy import case, or_, update
@@ -36,6 +37,10 @@ LOCKED_INDEFINITELY = clock.now().replace(year=9999, month=12, day=31)
 
 class LoginAccountLocked(AppError):
     code = "LOGIN_ACCOUNT_LOCKED"
+
+
+class LoginUserNotVerified(AppError):
+    code = ErrorCode.LOGIN_USER_NOT_VERIFIED
 
 
 class CurrentPasswordInvalid(AppError):
@@ -157,7 +162,9 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
                 current_password, user.hashed_password
             )
             if not verified:
-                raise CurrentPasswordInvalid(reason="current_password is not the account's password")
+                raise CurrentPasswordInvalid(
+                    reason="current_password is not the account's password"
+                )
         updated = await self._update(user, data)
         await self.on_after_update(updated, data, request)
         return updated
@@ -324,6 +331,8 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
             changes["hashed_password"] = new_hash
         await self.user_db.update(user, changes)
         await self.session.commit()
+        if user.is_active and not user.is_verified:
+            raise LoginUserNotVerified()
         return user
 
     async def _notify_locked(self, user: User) -> None:

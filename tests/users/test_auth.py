@@ -69,7 +69,7 @@ USER_FIELDS = {
     "created_at",
     "updated_at",
 }
-UNAUTHORIZED = {"detail": "Unauthorized"}
+UNAUTHORIZED = {"detail": "UNAUTHORIZED"}
 BAD_CREDENTIALS = {"detail": "LOGIN_BAD_CREDENTIALS"}
 LOCKED = {"detail": "LOGIN_ACCOUNT_LOCKED"}
 LOCKED_SUBJECT = "Your event-manager account was locked"

@@ -1,0 +1,305 @@
+"""AC-1 and AC-2 (SECURITY.md): who may call what, and what no answer ever shows.
+
+AC-1: every account operation of the OpenAPI document is called as each kind of caller with a
+harmless valid request, and must answer exactly what API.md says. The table below is written out
+by hand from API.md; a test checks it covers every such operation in the OpenAPI document, so a
+new route without an expectation fails the suite.
+
+AC-2: every JSON body produced by those calls is scanned for password hashes, lockout and
+reset-mail counters, access tokens, and (for callers who are not staff) other users' emails.
+"""
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.users.models import User, UserRole
+from tests.factories import DEFAULT_PASSWORD, create_user, token_headers
+
+ANONYMOUS = "anonymous"
+UNVERIFIED = "unverified"
+USER = "user"
+MANAGER = "manager"
+ADMIN = "admin"
+CALLERS = (ANONYMOUS, UNVERIFIED, USER, MANAGER, ADMIN)
+CALLER_ROLES = {
+    UNVERIFIED: UserRole.ANONYMOUS,
+    USER: UserRole.AUTHENTICATED,
+    MANAGER: UserRole.MANAGER,
+    ADMIN: UserRole.ADMIN,
+}
+STAFF = {MANAGER, ADMIN}
+
+# Operations of API.md's Users section (and logout), by caller. 401 carries WWW-Authenticate.
+EXPECTED: dict[tuple[str, str], dict[str, int]] = {
+    # Any token may log out, also one whose owner is unverified again after an email change.
+    ("POST", "/api/v1/auth/logout"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 204,
+        USER: 204,
+        MANAGER: 204,
+        ADMIN: 204,
+    },
+    ("GET", "/api/v1/users/me"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 200,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("PATCH", "/api/v1/users/me"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 200,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    # Another admin exists throughout, so an admin may leave too.
+    ("DELETE", "/api/v1/users/me"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 204,
+        USER: 204,
+        MANAGER: 204,
+        ADMIN: 204,
+    },
+    ("GET", "/api/v1/profiles/{nickname}"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("GET", "/api/v1/users"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("POST", "/api/v1/users"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 403,
+        ADMIN: 201,
+    },
+    ("GET", "/api/v1/users/{user_id}"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("PATCH", "/api/v1/users/{user_id}"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("DELETE", "/api/v1/users/{user_id}"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 403,
+        ADMIN: 204,
+    },
+    ("PUT", "/api/v1/users/{user_id}/role"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 403,
+        ADMIN: 200,
+    },
+    ("PUT", "/api/v1/users/{user_id}/professional"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("POST", "/api/v1/users/{user_id}/unlock"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+}
+
+# Minimal valid bodies; POST /users gets a fresh email per call.
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("PATCH", "/api/v1/users/me"): {"bio": "access control"},
+    ("PATCH", "/api/v1/users/{user_id}"): {"bio": "access control"},
+    ("PUT", "/api/v1/users/{user_id}/role"): {"role": "MANAGER", "reason": "access control"},
+    ("PUT", "/api/v1/users/{user_id}/professional"): {"is_professional": True},
+}
+
+HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
+LEAKING_KEYS = ("hashed_password", "failed_login_count", "locked_until", "reset_mail", "$argon2")
+
+
+def in_scope(path: str) -> bool:
+    return path.startswith(("/api/v1/users", "/api/v1/profiles")) or path == "/api/v1/auth/logout"
+
+
+def documented_operations(app: FastAPI) -> set[tuple[str, str]]:
+    return {
+        (method.upper(), path)
+        for path, item in app.openapi()["paths"].items()
+        if in_scope(path)
+        for method in item
+        if method in HTTP_METHODS
+    }
+
+
+@dataclass(frozen=True)
+class Account:
+    """What a test needs of a user, read before any request can expire the ORM object."""
+
+    id: uuid.UUID
+    email: str
+    nickname: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def token(self) -> str | None:
+        authorization = self.headers.get("Authorization")
+        return authorization.removeprefix("Bearer ") if authorization else None
+
+
+@dataclass(frozen=True)
+class Call:
+    operation: tuple[str, str]
+    caller: str
+    actor: Account | None
+    unknown_target: bool
+    response: httpx.Response
+
+
+@dataclass
+class Run:
+    calls: list[Call] = field(default_factory=list)
+    accounts: list[Account] = field(default_factory=list)
+
+
+async def new_account(session: AsyncSession, run: Run, role: UserRole) -> Account:
+    """A user with a live token (targets too: their tokens must not leak either)."""
+    user: User = await create_user(session, role=role)
+    headers = await token_headers(session, user)
+    account = Account(id=user.id, email=user.email, nickname=user.nickname, headers=headers)
+    run.accounts.append(account)
+    return account
+
+
+async def call(
+    client: httpx.AsyncClient,
+    operation: tuple[str, str],
+    *,
+    actor: Account | None,
+    target: Account | None,
+) -> httpx.Response:
+    method, template = operation
+    path = template.replace("{user_id}", str(target.id) if target else str(uuid.uuid4()))
+    path = path.replace("{nickname}", target.nickname if target else f"nobody_{uuid.uuid4().hex}")
+    body = BODIES.get(operation)
+    if operation == ("POST", "/api/v1/users"):
+        body = {"email": f"ac-{uuid.uuid4().hex[:12]}@example.com", "password": DEFAULT_PASSWORD}
+    headers = actor.headers if actor else {}
+    return await client.request(method, path, headers=headers, json=body)
+
+
+async def run_matrix(client: httpx.AsyncClient, session: AsyncSession) -> Run:
+    """Every operation of EXPECTED as every caller, on a fresh target, then on an unknown id."""
+    run = Run()
+    # Keeps an admin in place when the admin callers leave or are demoted.
+    await new_account(session, run, UserRole.ADMIN)
+    for operation in EXPECTED:
+        for caller in CALLERS:
+            for unknown_target in (False, True):
+                has_target = "{" in operation[1]
+                if unknown_target and not has_target:
+                    continue
+                actor = (
+                    None
+                    if caller == ANONYMOUS
+                    else await new_account(session, run, CALLER_ROLES[caller])
+                )
+                target = None
+                if not unknown_target:
+                    target = await new_account(session, run, UserRole.AUTHENTICATED)
+                response = await call(client, operation, actor=actor, target=target)
+                run.calls.append(Call(operation, caller, actor, unknown_target, response))
+    return run
+
+
+def expected_status(item: Call) -> int:
+    status = EXPECTED[item.operation][item.caller]
+    if item.unknown_target and 200 <= status < 300:
+        return 404
+    return status
+
+
+class TestAccessControlTable:
+    def test_table_covers_every_account_operation(self, app):
+        assert set(EXPECTED) == documented_operations(app)
+        assert all(set(row) == set(CALLERS) for row in EXPECTED.values())
+
+    async def test_every_operation_answers_as_api_md_says(self, client, session):
+        run = await run_matrix(client, session)
+
+        mismatches = [
+            f"{item.operation[0]} {item.operation[1]} as {item.caller}"
+            f"{' (unknown target)' if item.unknown_target else ''}: "
+            f"expected {expected_status(item)}, got {item.response.status_code} "
+            f"{item.response.text[:200]}"
+            for item in run.calls
+            if item.response.status_code != expected_status(item)
+        ]
+        assert mismatches == []
+        with_target = sum("{" in path for _, path in EXPECTED)
+        assert len(run.calls) == len(CALLERS) * (len(EXPECTED) + with_target)
+
+    async def test_401_answers_ask_for_a_bearer_token(self, client, session):
+        run = await run_matrix(client, session)
+
+        unauthorized = [item for item in run.calls if item.caller == ANONYMOUS]
+        assert {item.response.status_code for item in unauthorized} == {401}
+        assert [
+            (item.response.headers.get("WWW-Authenticate"), item.response.json())
+            for item in unauthorized
+        ] == [("Bearer", {"detail": "UNAUTHORIZED"})] * len(unauthorized)
+
+    async def test_no_response_leaks_secrets_or_emails(self, client, session):
+        run = await run_matrix(client, session)
+        tokens = [account.token for account in run.accounts if account.token]
+        assert len(tokens) == len(run.accounts)
+
+        leaks = []
+        json_bodies = 0
+        for item in run.calls:
+            if not item.response.content:
+                continue
+            assert item.response.headers["content-type"] == "application/json"
+            json_bodies += 1
+            text = item.response.text
+            secrets = [*LEAKING_KEYS, *tokens]
+            if item.caller not in STAFF:
+                own = item.actor.email if item.actor else None
+                secrets += [a.email for a in run.accounts if a.email != own]
+            leaks += [
+                f"{item.operation} as {item.caller}: {secret}"
+                for secret in secrets
+                if secret.lower() in text.lower()
+            ]
+        assert leaks == []
+        no_content = sum(
+            1
+            for item in run.calls
+            if expected_status(item) == 204 and item.response.status_code == 204
+        )
+        assert json_bodies == len(run.calls) - no_content
