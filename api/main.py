@@ -1,9 +1,9 @@
 """The application factory."""
 
 import asyncio
-from http import HTTPStatus
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 
 import structlog
 from fastapi import Depends, FastAPI, Request, status
