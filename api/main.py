@@ -115,35 +115,22 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(RequestIdMiddleware)
 
-    throttled = [Depends(ratelimit.throttle_auth)]
-    auth_prefix = f"{API_PREFIX}/auth"
-    app.include_router(
+    auth_routers = (
         # Verification is checked in UserManager.authenticate, so that logout stays open to
         # every token holder (a verified user who changes email keeps a working token).
         fastapi_users.get_auth_router(auth_backend),
-        prefix=auth_prefix,
-        tags=["auth"],
-        dependencies=throttled,
-    )
-    app.include_router(
         # UserCreate is a SQLModel, not a subclass of fastapi-users' BaseUserCreate: same interface.
         fastapi_users.get_register_router(UserRead, UserCreate),  # type: ignore[type-var]
-        prefix=auth_prefix,
-        tags=["auth"],
-        dependencies=throttled,
-    )
-    app.include_router(
         fastapi_users.get_verify_router(UserRead),
-        prefix=auth_prefix,
-        tags=["auth"],
-        dependencies=throttled,
-    )
-    app.include_router(
         fastapi_users.get_reset_password_router(),
-        prefix=auth_prefix,
-        tags=["auth"],
-        dependencies=throttled,
     )
+    for auth_router in auth_routers:
+        app.include_router(
+            auth_router,
+            prefix=f"{API_PREFIX}/auth",
+            tags=["auth"],
+            dependencies=[Depends(ratelimit.throttle_auth)],
+        )
     app.include_router(users_router.router, prefix=API_PREFIX)
     app.include_router(users_router.profiles_router, prefix=API_PREFIX)
     app.include_router(pages.router)

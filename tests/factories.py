@@ -14,6 +14,29 @@ from api.users.models import AccessToken, User, UserRole
 from api.users.passwords import password_helper
 
 DEFAULT_PASSWORD = "a perfectly fine passphrase"
+# What API.md lists for a user shown to its owner, managers and admins.
+OWNER_FIELDS = frozenset(
+    {
+        "id",
+        "email",
+        "nickname",
+        "first_name",
+        "last_name",
+        "bio",
+        "profile_picture_url",
+        "linkedin_profile_url",
+        "github_profile_url",
+        "role",
+        "is_verified",
+        "is_active",
+        "is_professional",
+        "professional_status_updated_at",
+        "is_locked",
+        "last_login_at",
+        "created_at",
+        "updated_at",
+    }
+)
 
 
 async def create_user(

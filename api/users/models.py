@@ -153,31 +153,29 @@ class UserCreate(UserProfile, schemas.CreateUpdateDictModel):
     nickname: Nickname | None = Field(default=None, max_length=30)
 
 
-class UserUpdate(schemas.CreateUpdateDictModel):
+class UserProfileUpdate(SQLModel):
+    """Every profile field, optional: the editable part shared by the two PATCH bodies."""
+
+    nickname: Nickname | None = None
+    first_name: Name | None = None
+    last_name: Name | None = None
+    bio: Bio | None = None
+    profile_picture_url: PictureUrl | None = None
+    linkedin_profile_url: LinkedinUrl | None = None
+    github_profile_url: GithubUrl | None = None
+
+
+class UserUpdate(UserProfileUpdate, schemas.CreateUpdateDictModel):
     """PATCH /users/me. `current_password` is required to change the password."""
 
     email: EmailStr | None = Field(default=None, max_length=320)
     password: str | None = Field(default=None, max_length=128)
     current_password: str | None = Field(default=None, max_length=128)
-    nickname: Nickname | None = None
-    first_name: Name | None = None
-    last_name: Name | None = None
-    bio: Bio | None = None
-    profile_picture_url: PictureUrl | None = None
-    linkedin_profile_url: LinkedinUrl | None = None
-    github_profile_url: GithubUrl | None = None
 
 
-class UserStaffUpdate(SQLModel):
+class UserStaffUpdate(UserProfileUpdate):
     """PATCH /users/{id} by a manager or admin: profile fields and activation."""
 
-    nickname: Nickname | None = None
-    first_name: Name | None = None
-    last_name: Name | None = None
-    bio: Bio | None = None
-    profile_picture_url: PictureUrl | None = None
-    linkedin_profile_url: LinkedinUrl | None = None
-    github_profile_url: GithubUrl | None = None
     is_active: bool | None = None
 
 

@@ -31,6 +31,7 @@ from api.users.models import NICKNAME_PATTERN, AccessToken, User, UserRole
 from api.users.passwords import ThreadedPasswordHelper, password_helper
 from tests.factories import (
     DEFAULT_PASSWORD,
+    OWNER_FIELDS,
     create_user,
     deliver_queued_mail,
     queued_mail,
@@ -48,27 +49,7 @@ RESET = "/api/v1/auth/reset-password"
 ME = "/api/v1/users/me"
 
 NEW_PASSWORD = "another quite fine passphrase"
-# What API.md lists for a user shown to its owner.
-USER_FIELDS = {
-    "id",
-    "email",
-    "nickname",
-    "first_name",
-    "last_name",
-    "bio",
-    "profile_picture_url",
-    "linkedin_profile_url",
-    "github_profile_url",
-    "role",
-    "is_verified",
-    "is_active",
-    "is_professional",
-    "professional_status_updated_at",
-    "is_locked",
-    "last_login_at",
-    "created_at",
-    "updated_at",
-}
+USER_FIELDS = OWNER_FIELDS
 UNAUTHORIZED = {"detail": "UNAUTHORIZED"}
 BAD_CREDENTIALS = {"detail": "LOGIN_BAD_CREDENTIALS"}
 LOCKED = {"detail": "LOGIN_ACCOUNT_LOCKED"}

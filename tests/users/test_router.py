@@ -16,32 +16,13 @@ from api.audit.models import AuditAction, AuditLog
 from api.users.models import AccessToken, User, UserRole
 from tests.factories import (
     DEFAULT_PASSWORD,
+    OWNER_FIELDS,
     create_user,
     deliver_queued_mail,
     queued_mail,
 )
 from tests.support import Mailbox
 
-OWNER_FIELDS = {
-    "id",
-    "email",
-    "nickname",
-    "first_name",
-    "last_name",
-    "bio",
-    "profile_picture_url",
-    "linkedin_profile_url",
-    "github_profile_url",
-    "role",
-    "is_verified",
-    "is_active",
-    "is_professional",
-    "professional_status_updated_at",
-    "is_locked",
-    "last_login_at",
-    "created_at",
-    "updated_at",
-}
 PUBLIC_FIELDS = {
     "id",
     "nickname",
