@@ -1,5 +1,6 @@
 """Delivering one rendered mail: over SMTP, or to the log when SMTP_HOST is unset."""
 
+import sys
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -24,7 +25,14 @@ def build_message(mail: OutgoingMail) -> EmailMessage:
 
 async def send(mail: OutgoingMail) -> None:
     if not settings.SMTP_HOST:
-        log.info("mail_not_sent_smtp_unset", to=mail.to, subject=mail.subject, body=mail.text)
+        # Development without a mail server: show the mail, links included, to the person at the
+        # terminal as plain text rather than inside an escaped log record.
+        log.info("mail_printed_smtp_unset", to=mail.to, subject=mail.subject)
+        sys.stderr.write(
+            f"\n----- mail (SMTP_HOST is unset, so it is printed, not sent) -----\n"
+            f"To: {mail.to}\nSubject: {mail.subject}\n\n{mail.text}"
+            f"----- end of mail -----\n\n"
+        )
         return
     await aiosmtplib.send(
         build_message(mail),
