@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     DATABASE_URL: str | None = None
     DATA_DIR: Path = PROJECT_ROOT / ".data"
     DB_POOL_SIZE: int = Field(default=10, ge=2)
-    DB_POOL_TIMEOUT_SECONDS: float = 5.0
+    # Waiting longer for a pooled connection than this answers 503 (well within 5 s in all).
+    DB_POOL_TIMEOUT_SECONDS: float = 3.0
     DB_CONNECT_TIMEOUT_SECONDS: float = 3.0
     DB_COMMAND_TIMEOUT_SECONDS: float = 10.0
 

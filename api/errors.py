@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger(__name__)
 
@@ -87,8 +88,17 @@ def is_database_unavailable(exc: BaseException) -> bool:
     return False
 
 
-def request_id(request: Request) -> str:
-    return str(getattr(request.state, "request_id", "-"))
+# Text PostgreSQL cannot store: NUL characters (22021), \u0000 in jsonb (22P05).
+_UNSTORABLE_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
+
+
+def is_unstorable_text(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _UNSTORABLE_TEXT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 async def _app_error_handler(_: Request, exc: Exception) -> JSONResponse:
@@ -96,8 +106,23 @@ async def _app_error_handler(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
 
-async def _unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    rid = request_id(request)
+def unexpected_error_response(exc: Exception, rid: str) -> JSONResponse:
+    """An exception no route handled: 422 for text PostgreSQL cannot store, 503 when the
+    database is unreachable, else a logged 500. Never a stack trace or SQL to the client."""
+    if is_unstorable_text(exc):
+        return JSONResponse(
+            {
+                "detail": [
+                    {
+                        "type": "string_unicode",
+                        "loc": ["request"],
+                        "msg": "Text must not contain NUL (\\u0000) characters",
+                        "input": None,
+                    }
+                ]
+            },
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
     if is_database_unavailable(exc):
         log.warning("database_unavailable", error=repr(exc), request_id=rid)
         return JSONResponse(
@@ -112,6 +137,36 @@ async def _unexpected_error_handler(request: Request, exc: Exception) -> JSONRes
     )
 
 
+class UnhandledErrorMiddleware:
+    """Answers what no exception handler took, inside the middleware stack.
+
+    Starlette's own `Exception` handler runs in its outermost layer and re-raises after
+    answering: uvicorn then logs a traceback, drops the keep-alive connection and the answer
+    misses the X-Request-ID header. Here the client gets the response and keeps its connection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            rid = str(scope.get("state", {}).get("request_id", "-"))
+            await unexpected_error_response(exc, rid)(scope, receive, send)
+
+
 def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
-    app.add_exception_handler(Exception, _unexpected_error_handler)

@@ -1,12 +1,14 @@
 """The application factory."""
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 
 import structlog
 from fastapi import Depends, FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import (
     http_exception_handler,
     request_validation_exception_handler,
@@ -16,12 +18,12 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import embedded, ratelimit
 from api.config import settings
 from api.db import dispose_engine, get_engine
-from api.errors import RETRY_AFTER_SECONDS, register_error_handlers
+from api.errors import RETRY_AFTER_SECONDS, UnhandledErrorMiddleware, register_error_handlers
 from api.logging import RequestIdMiddleware, configure_logging
 from api.users import pages
 from api.users import router as users_router
@@ -35,21 +37,37 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 class BodySizeLimitMiddleware:
-    """413 for a declared body over MAX_BODY_BYTES, before anything reads it."""
+    """413 for a body over MAX_BODY_BYTES: a declared one before anything reads it, a chunked
+    one (no Content-Length) as soon as the bytes read pass the limit."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length", b"0")
-            if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-                response = JSONResponse(
-                    {"detail": "REQUEST_TOO_LARGE"}, status_code=status.HTTP_413_CONTENT_TOO_LARGE
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            response = JSONResponse(
+                {"detail": "REQUEST_TOO_LARGE"}, status_code=status.HTTP_413_CONTENT_TOO_LARGE
+            )
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_BODY_BYTES:
+                # An HTTPException passes through FastAPI's body parsing to _http_error.
+                raise StarletteHTTPException(
+                    status.HTTP_413_CONTENT_TOO_LARGE, detail="REQUEST_TOO_LARGE"
                 )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+            return message
+
+        await self.app(scope, receive_within_limit, send)
 
 
 # What FastAPI answers (400) for a body it cannot decode, such as invalid UTF-8.
@@ -79,6 +97,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         # fastapi-users' bare "Unauthorized"/"Forbidden": the API's codes are UPPER_SNAKE.
         exc.detail = exc.detail.upper().replace(" ", "_")
     return await http_exception_handler(request, exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    try:
+        return await request_validation_exception_handler(request, exc)
+    except UnicodeEncodeError:
+        # The echoed input holds an unpaired surrogate ("\ud800" in the request's JSON), which
+        # UTF-8 cannot encode: escape it rather than fail with a 500.
+        body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
+        return Response(body, status_code=422, media_type="application/json")
 
 
 @asynccontextmanager
@@ -112,8 +141,10 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     app.state.run_worker = settings.RUN_WORKER_IN_PROCESS if run_worker is None else run_worker
     register_error_handlers(app)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(BodySizeLimitMiddleware)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries the request id
 
     auth_routers = (
         # Verification is checked in UserManager.authenticate, so that logout stays open to
