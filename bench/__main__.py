@@ -20,6 +20,7 @@ from alembic.config import Config
 from rich.console import Console
 from rich.table import Table
 
+from api.users.models import hash_token
 from api.users.passwords import ThreadedPasswordHelper
 from tests.support import ROOT, TestDatabaseServer, run_server
 
@@ -64,7 +65,7 @@ async def seed(dsn: str) -> tuple[list[str], list[str]]:
         )
         await connection.executemany(
             "INSERT INTO accesstoken (token, user_id, created_at) VALUES ($1, $2, now())",
-            list(zip(tokens, ids, strict=True)),
+            [(hash_token(t), i) for t, i in zip(tokens, ids, strict=True)],
         )
     finally:
         await connection.close()

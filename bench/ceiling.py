@@ -3,6 +3,7 @@
 Run by bench/__main__.py as `uvicorn bench.ceiling:app`; DATABASE_URL is a plain asyncpg DSN.
 """
 
+import hashlib
 import json
 import os
 from collections.abc import AsyncIterator
@@ -35,7 +36,9 @@ async def health(_: Request) -> Response:
 
 async def me(request: Request) -> Response:
     token = request.headers.get("authorization", "").removeprefix("Bearer ")
-    row = await request.app.state.pool.fetchrow(USER_BY_TOKEN, token)
+    row = await request.app.state.pool.fetchrow(
+        USER_BY_TOKEN, hashlib.sha256(token.encode()).hexdigest()
+    )
     if row is None:
         return JSONResponse({"detail": "Unauthorized"}, status_code=401)
     body = {k: (str(v) if not isinstance(v, bool | None | str) else v) for k, v in row.items()}

@@ -10,7 +10,7 @@ from sqlmodel import col
 
 from api.mail import sender
 from api.mail.service import SEND_EMAIL, OutgoingMail
-from api.users.models import AccessToken, User, UserRole
+from api.users.models import AccessToken, User, UserRole, hash_token
 from api.users.passwords import password_helper
 
 DEFAULT_PASSWORD = "a perfectly fine passphrase"
@@ -65,7 +65,7 @@ async def create_user(
 
 async def token_headers(session: AsyncSession, user: User) -> dict[str, str]:
     token = secrets.token_urlsafe()
-    session.add(AccessToken(token=token, user_id=user.id))
+    session.add(AccessToken(token=hash_token(token), user_id=user.id))
     await session.flush()
     return {"Authorization": f"Bearer {token}"}
 

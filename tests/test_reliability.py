@@ -9,7 +9,6 @@ The same process goes through every phase: recovery is proved without a restart.
 
 import asyncio
 import re
-import secrets
 import threading
 import time
 import uuid
@@ -25,7 +24,7 @@ from sqlmodel import col
 
 from api.users.models import AccessToken, User, UserRole
 from tests.conftest import TEST_DATABASE_URL
-from tests.factories import DEFAULT_PASSWORD, create_user
+from tests.factories import DEFAULT_PASSWORD, create_user, token_headers
 from tests.support import ServerProcess, free_port, run_server
 
 OUTAGE_BOUND_SECONDS = 5.0
@@ -167,10 +166,9 @@ async def account(engine: AsyncEngine) -> AsyncIterator[tuple[User, dict[str, st
         user = await create_user(
             session, role=UserRole.AUTHENTICATED, email=f"rel1-{uuid.uuid4().hex[:10]}@example.com"
         )
-        token = secrets.token_urlsafe()
-        session.add(AccessToken(token=token, user_id=user.id))
+        headers = await token_headers(session, user)
         await session.commit()
-    yield user, {"Authorization": f"Bearer {token}"}
+    yield user, headers
     async with AsyncSession(engine) as session:
         await session.execute(delete(AccessToken).where(col(AccessToken.user_id) == user.id))
         await session.execute(delete(User).where(col(User.id) == user.id))

@@ -22,6 +22,9 @@ from schemathesis.checks import (
 
 from api.db import get_database_url
 from api.main import create_app
+from api.users.models import hash_token
+from api.users.passwords import password_helper
+from tests.factories import DEFAULT_PASSWORD
 from tests.support import run_server
 
 ADMIN_ID = uuid.uuid4()
@@ -45,10 +48,11 @@ def base_url() -> Iterator[str]:
         'INSERT INTO "user" (id, email, hashed_password, nickname, is_active, is_superuser,'
         " is_verified, role, is_professional, failed_login_count, reset_mail_count, created_at,"
         " updated_at)"
-        " VALUES ($1, $2, 'x', $3, true, true, true, 'ADMIN', false, 0, 0, now(), now())",
+        " VALUES ($1, $2, $4, $3, true, true, true, 'ADMIN', false, 0, 0, now(), now())",
         ADMIN_ID,
         f"fuzz-admin-{ADMIN_ID.hex[:8]}@example.com",
         f"fuzz_{ADMIN_ID.hex[:8]}",
+        password_helper.hash(DEFAULT_PASSWORD),
     )
     try:
         with run_server({"AUTH_RATE_LIMIT": "off"}, workers=1) as server:
@@ -74,7 +78,7 @@ def test_openapi_contract(case: schemathesis.Case[Any], base_url: str) -> None:
     token = secrets.token_urlsafe()
     _execute(
         "INSERT INTO accesstoken (token, user_id, created_at) VALUES ($1, $2, now())",
-        token,
+        hash_token(token),
         ADMIN_ID,
     )
     case.call_and_validate(

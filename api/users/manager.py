@@ -5,7 +5,7 @@ import hmac
 import re
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import jwt
@@ -27,7 +27,7 @@ from api.errors import AppError
 from api.mail.service import enqueue_email
 from api.notifications.models import NotificationKind
 from api.notifications.service import notify
-from api.users.models import AccessToken, User, UserRole
+from api.users.models import AccessToken, User, UserRole, hash_token
 from api.users.passwords import ThreadedPasswordHelper, password_helper, password_problem
 from api.users.service import ensure_not_last_admin, revoke_tokens, save_user
 
@@ -66,13 +66,19 @@ class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
 
 
 class AccessTokenDatabase(SQLAlchemyAccessTokenDatabase[AccessToken]):
+    """Tokens are looked up and stored by their hash; only the client ever holds the token."""
+
     session: AsyncSession
 
+    async def get_by_token(self, token: str, max_age: datetime | None = None) -> AccessToken | None:
+        return await super().get_by_token(hash_token(token), max_age)
+
     async def create(self, create_dict: dict[str, Any]) -> AccessToken:
-        token = AccessToken(**create_dict)
-        self.session.add(token)
+        stored = AccessToken(**{**create_dict, "token": hash_token(create_dict["token"])})
+        self.session.add(stored)
         await self.session.flush()
-        return token
+        # DatabaseStrategy hands `.token` to the client: the plain token, on an unsaved copy.
+        return AccessToken(token=create_dict["token"], user_id=stored.user_id)
 
     async def delete(self, access_token: AccessToken) -> None:
         await self.session.delete(access_token)

@@ -1,5 +1,6 @@
 """The user model family: one SQLModel base for the table and every API schema."""
 
+import hashlib
 import re
 import uuid
 from datetime import datetime
@@ -116,10 +117,15 @@ class User(UserBase, table=True):
         return self.locked_until is not None and self.locked_until > clock.now()
 
 
-class AccessToken(SQLModel, table=True):
-    """Opaque bearer tokens; deleting a row revokes the token at once."""
+def hash_token(token: str) -> str:
+    """What is stored of a bearer token: its SHA-256, so a database leak leaks no live token."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
-    token: str = Field(primary_key=True, max_length=64)
+
+class AccessToken(SQLModel, table=True):
+    """Opaque bearer tokens, stored hashed; deleting a row revokes the token at once."""
+
+    token: str = Field(primary_key=True, max_length=64)  # hash_token(the bearer token)
     user_id: uuid.UUID = Field(foreign_key="user.id", ondelete="CASCADE", index=True)
     created_at: datetime = Field(default_factory=clock.now, sa_type=TIMESTAMP, index=True)
 

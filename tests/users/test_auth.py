@@ -5,6 +5,7 @@ RST-1 burst) and the production password-hash settings.
 """
 
 import base64
+import hashlib
 import json
 import re
 import uuid
@@ -27,7 +28,7 @@ from api import clock
 from api.config import settings
 from api.mail.service import OutgoingMail
 from api.users.manager import LOCKED_INDEFINITELY, UserDatabase, UserManager
-from api.users.models import NICKNAME_PATTERN, AccessToken, User, UserRole
+from api.users.models import NICKNAME_PATTERN, AccessToken, User, UserRole, hash_token
 from api.users.passwords import ThreadedPasswordHelper, password_helper
 from tests.factories import (
     DEFAULT_PASSWORD,
@@ -1077,7 +1078,9 @@ class TestCurrentUserToken:
         headers = await login_headers(client, user.email, DEFAULT_PASSWORD)
         assert (await client.get(ME, headers=headers)).status_code == 200
         # DatabaseStrategy compares created_at with the real clock: age the row instead.
-        token = await session.get(AccessToken, headers["Authorization"].removeprefix("Bearer "))
+        token = await session.get(
+            AccessToken, hash_token(headers["Authorization"].removeprefix("Bearer "))
+        )
         assert token is not None
         lifetime = timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
         token.created_at = datetime.now(UTC) - lifetime - timedelta(seconds=5)
@@ -1156,3 +1159,24 @@ class TestPasswordHashing:
         assert verified is True
         assert new_hash is not None
         assert new_hash.startswith("$argon2id$v=19$m=65536,t=3,")
+
+
+class TestTokenStorage:
+    async def test_only_the_hash_of_a_token_is_stored(self, client, session, user):
+        response = await client.post(
+            "/api/v1/auth/login", data={"username": user.email, "password": DEFAULT_PASSWORD}
+        )
+        token = response.json()["access_token"]
+        stored = (
+            await session.scalars(
+                select(col(AccessToken.token)).where(col(AccessToken.user_id) == user.id)
+            )
+        ).all()
+        assert stored == [hashlib.sha256(token.encode()).hexdigest()]
+        me = await client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.status_code == 200
+        # The stored value itself is not a usable bearer token.
+        leaked = await client.get(
+            "/api/v1/users/me", headers={"Authorization": f"Bearer {stored[0]}"}
+        )
+        assert leaked.status_code == 401
