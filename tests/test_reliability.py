@@ -12,7 +12,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
 import httpx
@@ -221,53 +221,64 @@ async def assert_serving(client: httpx.AsyncClient, user: User, headers: dict[st
     assert login.json()["token_type"] == "bearer"
 
 
-class TestDatabaseBlackHoled:
-    async def test_ready_503_within_5s(self, http: httpx.AsyncClient, proxy: FaultProxy) -> None:
+@pytest.fixture(params=["black_hole", "refuse"])
+def outage(request: pytest.FixtureRequest, proxy: FaultProxy) -> Callable[[], None]:
+    """Starts one database fault: a black hole (accepts, never answers) or a stopped server."""
+    start: Callable[[], None] = getattr(proxy, request.param)
+    return start
+
+
+class TestDatabaseOutage:
+    async def test_ready_503_within_5s(
+        self, http: httpx.AsyncClient, outage: Callable[[], None]
+    ) -> None:
         assert (await http.get("/ready")).status_code == 200
-        proxy.black_hole()
+        outage()
         response, elapsed = await timed(http.get("/ready"))
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "5"
         assert response.json() == {"status": "unavailable"}
         assert elapsed < OUTAGE_BOUND_SECONDS
 
-    async def test_health_stays_200(self, http: httpx.AsyncClient, proxy: FaultProxy) -> None:
-        proxy.black_hole()
+    async def test_health_stays_200(
+        self, http: httpx.AsyncClient, outage: Callable[[], None]
+    ) -> None:
+        outage()
         response, elapsed = await timed(http.get("/health"))
         assert response.status_code == 200
         assert response.json() == {"status": "ok"}
         assert elapsed < 1.0
 
     async def test_authenticated_route_503_within_5s(
-        self, http: httpx.AsyncClient, proxy: FaultProxy, account
+        self, http: httpx.AsyncClient, outage: Callable[[], None], account
     ) -> None:
         user, headers = account
         await assert_serving(http, user, headers)  # the pool now holds live connections
-        proxy.black_hole()
+        outage()
         assert_unavailable(*await timed(http.get("/api/v1/users/me", headers=headers)))
 
     async def test_any_token_503_within_5s(
-        self, http: httpx.AsyncClient, proxy: FaultProxy
+        self, http: httpx.AsyncClient, outage: Callable[[], None]
     ) -> None:
-        proxy.black_hole()
+        outage()
         headers = {"Authorization": "Bearer any-string-at-all"}
         assert_unavailable(*await timed(http.get("/api/v1/users/me", headers=headers)))
 
     async def test_login_503_within_5s(
-        self, http: httpx.AsyncClient, proxy: FaultProxy, account
+        self, http: httpx.AsyncClient, outage: Callable[[], None], account
     ) -> None:
         user, _ = account
-        proxy.black_hole()
+        outage()
         assert_unavailable(*await timed(http.post("/api/v1/auth/login", data=login_form(user))))
 
     async def test_parallel_requests_all_503_within_5s(
-        self, http: httpx.AsyncClient, proxy: FaultProxy, account
+        self, http: httpx.AsyncClient, outage: Callable[[], None], account
     ) -> None:
         # As many requests as the pool has connections (DB_POOL_SIZE + overflow = 20); more wait
         # DB_POOL_TIMEOUT_SECONDS for a free slot first.
         user, headers = account
         await assert_serving(http, user, headers)
-        proxy.black_hole()
+        outage()
         started = time.monotonic()
         responses = await asyncio.gather(
             *(http.get("/api/v1/users/me", headers=headers) for _ in range(10)),
@@ -278,67 +289,17 @@ class TestDatabaseBlackHoled:
             assert_unavailable(response, elapsed)
 
     async def test_recovers_without_restart(
-        self, http: httpx.AsyncClient, proxy: FaultProxy, server: ServerProcess, account
+        self,
+        http: httpx.AsyncClient,
+        outage: Callable[[], None],
+        proxy: FaultProxy,
+        server: ServerProcess,
+        account,
     ) -> None:
         user, headers = account
         pid = server.process.pid
         await assert_serving(http, user, headers)
-        proxy.black_hole()
-        assert_unavailable(*await timed(http.get("/api/v1/users/me", headers=headers)))
-        assert (await http.get("/ready")).status_code == 503
-        proxy.forward()
-        await wait_until_ready(http)
-        await assert_serving(http, user, headers)
-        assert server.process.poll() is None
-        assert server.process.pid == pid
-
-
-class TestDatabaseStopped:
-    async def test_ready_503_within_5s(self, http: httpx.AsyncClient, proxy: FaultProxy) -> None:
-        assert (await http.get("/ready")).status_code == 200
-        proxy.refuse()
-        response, elapsed = await timed(http.get("/ready"))
-        assert response.status_code == 503
-        assert response.headers["Retry-After"] == "5"
-        assert response.json() == {"status": "unavailable"}
-        assert elapsed < OUTAGE_BOUND_SECONDS
-
-    async def test_health_stays_200(self, http: httpx.AsyncClient, proxy: FaultProxy) -> None:
-        proxy.refuse()
-        response, elapsed = await timed(http.get("/health"))
-        assert response.status_code == 200
-        assert response.json() == {"status": "ok"}
-        assert elapsed < 1.0
-
-    async def test_authenticated_route_503_within_5s(
-        self, http: httpx.AsyncClient, proxy: FaultProxy, account
-    ) -> None:
-        user, headers = account
-        await assert_serving(http, user, headers)
-        proxy.refuse()
-        assert_unavailable(*await timed(http.get("/api/v1/users/me", headers=headers)))
-
-    async def test_any_token_503_within_5s(
-        self, http: httpx.AsyncClient, proxy: FaultProxy
-    ) -> None:
-        proxy.refuse()
-        headers = {"Authorization": "Bearer any-string-at-all"}
-        assert_unavailable(*await timed(http.get("/api/v1/users/me", headers=headers)))
-
-    async def test_login_503_within_5s(
-        self, http: httpx.AsyncClient, proxy: FaultProxy, account
-    ) -> None:
-        user, _ = account
-        proxy.refuse()
-        assert_unavailable(*await timed(http.post("/api/v1/auth/login", data=login_form(user))))
-
-    async def test_recovers_without_restart(
-        self, http: httpx.AsyncClient, proxy: FaultProxy, server: ServerProcess, account
-    ) -> None:
-        user, headers = account
-        pid = server.process.pid
-        await assert_serving(http, user, headers)
-        proxy.refuse()
+        outage()
         assert_unavailable(*await timed(http.get("/api/v1/users/me", headers=headers)))
         assert (await http.get("/ready")).status_code == 503
         proxy.forward()
