@@ -77,15 +77,20 @@ _UNAVAILABLE = (
 )
 
 
-def is_database_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return True
+def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """Whether `exc` or an exception it was raised from or during is one of `kinds`."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, _UNAVAILABLE):
+        if isinstance(seen, kinds):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return _caused_by(exc, _UNAVAILABLE)
 
 
 # Text PostgreSQL cannot store: NUL characters (22021), \u0000 in jsonb (22P05).
@@ -93,12 +98,7 @@ _UNSTORABLE_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.Untranslatabl
 
 
 def is_unstorable_text(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, _UNSTORABLE_TEXT):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return _caused_by(exc, _UNSTORABLE_TEXT)
 
 
 async def _app_error_handler(_: Request, exc: Exception) -> JSONResponse:
