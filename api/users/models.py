@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from fastapi_users import schemas
-from pydantic import AfterValidator, EmailStr, StringConstraints
+from pydantic import AfterValidator, EmailStr, StringConstraints, field_validator
 from sqlmodel import Field, SQLModel
 
 from api import clock
@@ -193,6 +193,13 @@ class UserAdminCreate(UserProfile, schemas.CreateUpdateDictModel):
     nickname: Nickname | None = Field(default=None, max_length=30)
     role: UserRole = UserRole.AUTHENTICATED
     is_professional: bool = False
+
+    @field_validator("role")
+    @classmethod
+    def _verified_role(cls, role: UserRole) -> UserRole:
+        if role is UserRole.ANONYMOUS:
+            raise ValueError("an account created verified cannot be ANONYMOUS")
+        return role
 
     def create_update_dict_superuser(self) -> dict[str, Any]:
         # Defaults count too: without `role` the account is AUTHENTICATED and verified, not
