@@ -4,14 +4,16 @@ import pytest
 
 from api.config import settings
 from api.mail import sender
-from api.mail.service import render
+from api.mail.service import duration, render
 
 
 async def test_smtp_unset_prints_the_mail(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(settings, "SMTP_HOST", None)
-    mail = render("verify_email", "ada@example.com", name="Ada", token="abc.def", expires_hours=24)
+    mail = render(
+        "verify_email", "ada@example.com", name="Ada", token="abc.def", expires_minutes=1440
+    )
 
     await sender.send(mail)
 
@@ -41,3 +43,17 @@ def test_render_refuses_missing_context() -> None:
 
     with pytest.raises(UndefinedError):
         render("verify_email", "ada@example.com", name="Ada")
+
+
+@pytest.mark.parametrize(
+    ("minutes", "text"),
+    [(1, "1 minute"), (30, "30 minutes"), (60, "1 hour"), (90, "90 minutes"), (1440, "24 hours")],
+)
+def test_duration(minutes: int, text: str) -> None:
+    assert duration(minutes) == text
+
+
+def test_verification_mail_states_the_lifetime() -> None:
+    mail = render("verify_email", "ada@example.com", name="Ada", token="t", expires_minutes=1440)
+    assert "The link expires in 24 hours." in mail.text
+    assert "The link expires in 24 hours." in mail.html

@@ -55,7 +55,7 @@ async def running_worker() -> AsyncIterator[None]:
 async def _enqueue(session: AsyncSession, recipients: list[str]) -> None:
     for to in recipients:
         await enqueue_email(
-            session, "verify_email", to=to, name="Ada", token="t0k", expires_hours=24
+            session, "verify_email", to=to, name="Ada", token="t0k", expires_minutes=1440
         )
     await session.commit()
 
@@ -98,7 +98,9 @@ async def test_worker_delivers_committed_mail(committed: AsyncSession, mailbox: 
 async def test_rolled_back_request_queues_no_mail(engine: AsyncEngine) -> None:
     to = f"rollback-{uuid.uuid4().hex[:8]}@example.com"
     async with AsyncSession(engine) as session:
-        await enqueue_email(session, "verify_email", to=to, name="Ada", token="x", expires_hours=1)
+        await enqueue_email(
+            session, "verify_email", to=to, name="Ada", token="x", expires_minutes=60
+        )
         await session.rollback()
         assert await _queued_count(session, [to]) == 0
 
@@ -174,7 +176,7 @@ async def test_lifespan_runs_worker_and_creates_first_admin(
                 assert tuple(admin) == ("ADMIN", True, True)
                 to = f"lifespan-{uuid.uuid4().hex[:8]}@example.com"
                 await enqueue_email(
-                    session, "verify_email", to=to, name="Ada", token="x", expires_hours=1
+                    session, "verify_email", to=to, name="Ada", token="x", expires_minutes=60
                 )
                 await session.commit()
             await _wait_for(lambda: bool(mailbox.to(to)))

@@ -31,6 +31,17 @@ _templates = Environment(
 )
 
 
+def duration(minutes: int) -> str:
+    """60 -> "1 hour", 1440 -> "24 hours", 90 -> "90 minutes"."""
+    if minutes % 60:
+        return f"{minutes} minute{'s' * (minutes != 1)}"
+    hours = minutes // 60
+    return f"{hours} hour{'s' * (hours != 1)}"
+
+
+_templates.filters["duration"] = duration
+
+
 class OutgoingMail(BaseModel):
     """The job payload: a rendered message with a stable Message-ID (delivery is at least once)."""
 

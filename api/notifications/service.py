@@ -20,6 +20,4 @@ TEMPLATES = {
 
 
 async def notify(session: AsyncSession, user: User, kind: NotificationKind, **context: Any) -> None:
-    await enqueue_email(
-        session, TEMPLATES[kind], to=user.email, name=user.first_name or user.nickname, **context
-    )
+    await enqueue_email(session, TEMPLATES[kind], to=user.email, name=user.display_name, **context)

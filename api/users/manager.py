@@ -144,9 +144,9 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
             self.session,
             "verify_email",
             to=user.email,
-            name=user.first_name or user.nickname,
+            name=user.display_name,
             token=token,
-            expires_hours=settings.VERIFICATION_TOKEN_EXPIRE_MINUTES // 60,
+            expires_minutes=settings.VERIFICATION_TOKEN_EXPIRE_MINUTES,
         )
 
     # --- updates -------------------------------------------------------------------------------
@@ -255,7 +255,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
             self.session,
             "reset_password",
             to=user.email,
-            name=user.first_name or user.nickname,
+            name=user.display_name,
             token=token,
             expires_minutes=settings.RESET_TOKEN_EXPIRE_MINUTES,
         )

@@ -113,6 +113,11 @@ class User(UserBase, table=True):
     )
 
     @property
+    def display_name(self) -> str:
+        """How mails address the user."""
+        return self.first_name or self.nickname
+
+    @property
     def is_locked(self) -> bool:
         return self.locked_until is not None and self.locked_until > clock.now()
 
