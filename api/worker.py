@@ -10,6 +10,7 @@ from datetime import timedelta
 import asyncpg
 import structlog
 from pgqueuer import AsyncpgDriver, DatabaseRetryEntrypointExecutor, Job, PgQueuer
+from pgqueuer.executors import EntrypointExecutorParameters
 from pgqueuer.models import Schedule
 from sqlalchemy import delete
 from sqlalchemy.engine import make_url
@@ -32,9 +33,11 @@ def asyncpg_dsn(url: str | None = None) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def mail_retry_executor(params: object) -> DatabaseRetryEntrypointExecutor:
+def retrying_executor(params: EntrypointExecutorParameters) -> DatabaseRetryEntrypointExecutor:
+    """Failed jobs come back after 1 s, 2 s, 4 s ... (at most 5 min apart), MAIL_MAX_ATTEMPTS
+    times; then they are held with status 'failed' (on_failure="hold") for `pgq requeue`."""
     return DatabaseRetryEntrypointExecutor(
-        parameters=params,  # type: ignore[arg-type]
+        parameters=params,
         max_attempts=settings.MAIL_MAX_ATTEMPTS,
         initial_delay=timedelta(seconds=1),
         max_delay=timedelta(minutes=5),
@@ -54,10 +57,8 @@ async def cleanup_access_tokens(_: Job) -> None:
 
 def build_queue(connection: asyncpg.Connection) -> PgQueuer:
     pgq = PgQueuer(AsyncpgDriver(connection))
-    pgq.entrypoint(SEND_EMAIL, on_failure="hold", executor_factory=mail_retry_executor)(
-        deliver_mail
-    )
-    pgq.entrypoint(CLEANUP_TOKENS, on_failure="hold", executor_factory=mail_retry_executor)(
+    pgq.entrypoint(SEND_EMAIL, on_failure="hold", executor_factory=retrying_executor)(deliver_mail)
+    pgq.entrypoint(CLEANUP_TOKENS, on_failure="hold", executor_factory=retrying_executor)(
         cleanup_access_tokens
     )
 
