@@ -183,3 +183,34 @@ async def test_lifespan_runs_worker_and_creates_first_admin(
     finally:
         async with engine.begin() as connection:
             await connection.execute(text('DELETE FROM "user" WHERE email = :e'), {"e": email})
+
+
+async def test_mail_failing_every_attempt_is_held_not_dropped(
+    committed: AsyncSession, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "MAIL_MAX_ATTEMPTS", 2)
+    mailbox.refuse = True
+    to = f"held-{uuid.uuid4().hex[:8]}@example.com"
+    await _enqueue(committed, [to])
+    connection = await asyncpg.connect(worker_module.asyncpg_dsn())
+    queue = worker_module.build_queue(connection)
+    task = asyncio.create_task(queue.run(dequeue_timeout=timedelta(milliseconds=200)))
+    try:
+        status = None
+        for _ in range(100):
+            status = await committed.scalar(
+                text(
+                    "SELECT status::text FROM pgqueuer WHERE convert_from(payload, 'UTF8') LIKE :r"
+                ),
+                {"r": f"%{to}%"},
+            )
+            await committed.commit()
+            if status == "failed":
+                break
+            await asyncio.sleep(0.1)
+        assert status == "failed"
+        assert mailbox.to(to) == []
+    finally:
+        queue.shutdown.set()
+        await asyncio.wait_for(task, timeout=20)
+        await connection.close()
