@@ -11,6 +11,8 @@ from api.mail.service import OutgoingMail
 
 log = structlog.get_logger(__name__)
 
+IMPLICIT_TLS_PORT = 465
+
 
 def build_message(mail: OutgoingMail) -> EmailMessage:
     message = EmailMessage()
@@ -40,7 +42,9 @@ async def send(mail: OutgoingMail) -> None:
         port=settings.SMTP_PORT,
         username=settings.SMTP_USERNAME,
         password=settings.SMTP_PASSWORD,
-        start_tls=settings.SMTP_STARTTLS,
+        # Port 465 speaks TLS from the first byte (implicit TLS); others may upgrade with STARTTLS.
+        use_tls=settings.SMTP_PORT == IMPLICIT_TLS_PORT,
+        start_tls=settings.SMTP_STARTTLS and settings.SMTP_PORT != IMPLICIT_TLS_PORT,
         timeout=settings.SMTP_TIMEOUT_SECONDS,
     )
     log.info("mail_sent", to=mail.to, subject=mail.subject, message_id=mail.message_id)
