@@ -15,6 +15,7 @@ from fastapi.exception_handlers import (
 )
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -189,7 +190,12 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
             )
         return JSONResponse({"status": "ok"})
 
-    Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(
+    # A registry per app: prometheus refuses a second registration of the same metric names in
+    # one registry, and the instrumentator then silently skips every app but the first.
+    registry = CollectorRegistry()
+    for collector in (ProcessCollector, PlatformCollector, GCCollector):
+        collector(registry=registry)
+    Instrumentator(excluded_handlers=["/metrics"], registry=registry).instrument(app).expose(
         app, include_in_schema=False
     )
     return app
