@@ -42,7 +42,9 @@ class AuditLog(AuditLogBase, table=True):
     __tablename__ = "audit_log"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    at: datetime = Field(default_factory=clock.now, sa_type=sa.DateTime(timezone=True), index=True)
+    at: datetime = Field(
+        default_factory=clock.current_time, sa_type=sa.DateTime(timezone=True), index=True
+    )
 
 
 class AuditLogPublic(AuditLogBase):

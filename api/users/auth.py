@@ -2,18 +2,22 @@
 
 import uuid
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends
-from fastapi_users import FastAPIUsers
+from fastapi_users import BaseUserManager, FastAPIUsers
 from fastapi_users.authentication import AuthenticationBackend, BearerTransport
 from fastapi_users.authentication.strategy.db import DatabaseStrategy
 from fastapi_users.openapi import OpenAPIResponseType
+from sqlalchemy import select
+from sqlmodel import col
 
+from api import clock
 from api.config import settings
 from api.errors import Forbidden
 from api.users.manager import AccessTokenDatabase, get_access_token_db, get_user_manager
-from api.users.models import AccessToken, User, UserRole
+from api.users.models import AccessToken, User, UserRole, hash_token
 
 
 class RevocableBearerTransport(BearerTransport):
@@ -27,11 +31,37 @@ class RevocableBearerTransport(BearerTransport):
 bearer_transport = RevocableBearerTransport(tokenUrl="/api/v1/auth/login")
 
 
+class UserTokenStrategy(DatabaseStrategy[User, uuid.UUID, AccessToken]):
+    """Database tokens, not JWTs: logout, password change and deactivation revoke them at once.
+
+    The token and its user are read in one query (fastapi-users makes two), on every request,
+    so a role change applies to the very next request.
+    """
+
+    database: AccessTokenDatabase
+
+    async def read_token(
+        self,
+        token: str | None,
+        user_manager: BaseUserManager[User, uuid.UUID],  # noqa: ARG002 (fastapi-users' signature)
+    ) -> User | None:
+        if token is None:
+            return None
+        statement = (
+            select(User)
+            .join(AccessToken, col(AccessToken.user_id) == col(User.id))
+            .where(col(AccessToken.token) == hash_token(token))
+        )
+        if self.lifetime_seconds:
+            oldest = clock.now() - timedelta(seconds=self.lifetime_seconds)
+            statement = statement.where(col(AccessToken.created_at) >= oldest)
+        return (await self.database.session.scalars(statement)).first()
+
+
 def get_database_strategy(
     access_token_db: Annotated[AccessTokenDatabase, Depends(get_access_token_db)],
-) -> DatabaseStrategy[User, uuid.UUID, AccessToken]:
-    # Database tokens, not JWTs: logout, password change and deactivation revoke them at once.
-    return DatabaseStrategy(
+) -> UserTokenStrategy:
+    return UserTokenStrategy(
         access_token_db, lifetime_seconds=settings.ACCESS_TOKEN_EXPIRE_MINUTES * 60
     )
 

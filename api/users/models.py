@@ -107,9 +107,11 @@ class User(UserBase, table=True):
     locked_until: datetime | None = Field(default=None, sa_type=TIMESTAMP, index=True)
     reset_mail_window_start: datetime | None = Field(default=None, sa_type=TIMESTAMP)
     reset_mail_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
-    created_at: datetime = Field(default_factory=clock.now, sa_type=TIMESTAMP, index=True)
+    created_at: datetime = Field(default_factory=clock.current_time, sa_type=TIMESTAMP, index=True)
     updated_at: datetime = Field(
-        default_factory=clock.now, sa_type=TIMESTAMP, sa_column_kwargs={"onupdate": clock.now}
+        default_factory=clock.current_time,
+        sa_type=TIMESTAMP,
+        sa_column_kwargs={"onupdate": clock.current_time},
     )
 
     @property
@@ -132,7 +134,7 @@ class AccessToken(SQLModel, table=True):
 
     token: str = Field(primary_key=True, max_length=64)  # hash_token(the bearer token)
     user_id: uuid.UUID = Field(foreign_key="user.id", ondelete="CASCADE", index=True)
-    created_at: datetime = Field(default_factory=clock.now, sa_type=TIMESTAMP, index=True)
+    created_at: datetime = Field(default_factory=clock.current_time, sa_type=TIMESTAMP, index=True)
 
 
 class UserRead(UserBase, schemas.BaseUser[uuid.UUID]):  # type: ignore[misc]

@@ -1180,3 +1180,11 @@ class TestTokenStorage:
             "/api/v1/users/me", headers={"Authorization": f"Bearer {stored[0]}"}
         )
         assert leaked.status_code == 401
+
+    async def test_token_expires_on_the_service_clock(self, client, user, monkeypatch):
+        headers = await login_headers(client, user.email, DEFAULT_PASSWORD)
+        lifetime = timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
+        freeze(monkeypatch, datetime.now(UTC) + lifetime - timedelta(seconds=30))
+        assert (await client.get(ME, headers=headers)).status_code == 200
+        freeze(monkeypatch, datetime.now(UTC) + lifetime + timedelta(seconds=30))
+        assert_401(await client.get(ME, headers=headers))

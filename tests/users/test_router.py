@@ -779,8 +779,9 @@ class TestCreateUser:
     async def test_without_role_is_authenticated_and_verified(
         self, client, session, admin, auth_as, monkeypatch
     ):
-        headers = await auth_as(admin)
+        # The clock is set first: the token's age is measured on the same clock.
         monkeypatch.setattr(api.clock, "now", lambda: FIXED_NOW)
+        headers = await auth_as(admin)
 
         response = await client.post(
             "/api/v1/users",
@@ -1450,8 +1451,9 @@ class TestSetProfessional:
         self, client, session, manager, auth_as, mailbox: Mailbox, monkeypatch
     ):
         target = await create_user(session, first_name="Pat")
-        headers = await auth_as(manager)
+        # The clock is set first: the token's age is measured on the same clock.
         monkeypatch.setattr(api.clock, "now", lambda: FIXED_NOW)
+        headers = await auth_as(manager)
 
         response = await self._put(
             client, headers, target.id, is_professional=True, reason="Ten years in the field"
@@ -1492,8 +1494,9 @@ class TestSetProfessional:
         target = await create_user(
             session, is_professional=True, professional_status_updated_at=earlier
         )
-        headers = await auth_as(admin)
+        # The clock is set first: the token's age is measured on the same clock.
         monkeypatch.setattr(api.clock, "now", lambda: FIXED_NOW)
+        headers = await auth_as(admin)
 
         response = await self._put(client, headers, target.id, is_professional=False)
 
