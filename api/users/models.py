@@ -140,6 +140,9 @@ class AccessToken(SQLModel, table=True):
 class UserRead(UserBase, schemas.BaseUser[uuid.UUID]):  # type: ignore[misc]
     """A user as shown to its owner, managers and admins."""
 
+    # Stored addresses were validated on the way in; re-validating them (IDNA and all) on every
+    # response cost more than the rest of the serialisation.
+    email: str
     # Not in API.md's field list: role says it all (is_superuser only mirrors role is ADMIN).
     is_superuser: bool = Field(default=False, exclude=True)
     role: UserRole
