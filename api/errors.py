@@ -1,14 +1,23 @@
 """Domain errors and the one place that maps them (and infrastructure failures) to HTTP."""
 
 import asyncio
+import json
+from http import HTTPStatus
 from typing import Any
 
 import asyncpg
 import structlog
 from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger(__name__)
@@ -168,5 +177,48 @@ class UnhandledErrorMiddleware:
             await unexpected_error_response(exc, rid)(scope, receive, send)
 
 
+# What FastAPI answers (400) for a body it cannot decode, such as invalid UTF-8.
+UNPARSABLE_BODY = "There was an error parsing the body"
+
+
+async def _validation_error_handler(request: Request, exc: Exception) -> Response:
+    """FastAPI's 422 body, also when the echoed input cannot be encoded as UTF-8."""
+    assert isinstance(exc, RequestValidationError)
+    try:
+        return await request_validation_exception_handler(request, exc)
+    except UnicodeEncodeError:
+        # The echoed input holds an unpaired surrogate ("\ud800" in the request's JSON), which
+        # UTF-8 cannot encode: escape it rather than fail with a 500.
+        body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
+        return Response(body, status_code=422, media_type="application/json")
+
+
+async def _http_error_handler(request: Request, exc: Exception) -> Response:
+    """Starlette/FastAPI HTTPExceptions (fastapi-users raises these) in the API's shapes."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.detail == UNPARSABLE_BODY:
+        # A payload that is not JSON text is a payload validation error: FastAPI's 422 shape.
+        unparsable = {
+            "type": "json_invalid",
+            "loc": ("body",),
+            "msg": "Body is not valid JSON text",
+        }
+        return await _validation_error_handler(
+            request, RequestValidationError([{**unparsable, "input": None}])
+        )
+    detail = exc.detail
+    if detail == HTTPStatus(exc.status_code).phrase:
+        # fastapi-users' bare "Unauthorized"/"Forbidden": the API's codes are UPPER_SNAKE.
+        detail = detail.upper().replace(" ", "_")
+    headers = dict(exc.headers or {})
+    if exc.status_code == status.HTTP_401_UNAUTHORIZED:
+        headers["WWW-Authenticate"] = "Bearer"
+    return await http_exception_handler(
+        request, HTTPException(exc.status_code, detail=detail, headers=headers or None)
+    )
+
+
 def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
+    app.add_exception_handler(HTTPException, _http_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)

@@ -1,20 +1,12 @@
 """The application factory."""
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from http import HTTPStatus
 
 import structlog
-from fastapi import Depends, FastAPI, Request, status
-from fastapi.encoders import jsonable_encoder
-from fastapi.exception_handlers import (
-    http_exception_handler,
-    request_validation_exception_handler,
-)
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi import Depends, FastAPI, status
+from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy import text
@@ -62,53 +54,13 @@ class BodySizeLimitMiddleware:
             message = await receive()
             received += len(message.get("body", b""))
             if received > MAX_BODY_BYTES:
-                # An HTTPException passes through FastAPI's body parsing to _http_error.
+                # An HTTPException passes through FastAPI's body parsing to api.errors.
                 raise StarletteHTTPException(
                     status.HTTP_413_CONTENT_TOO_LARGE, detail="REQUEST_TOO_LARGE"
                 )
             return message
 
         await self.app(scope, receive_within_limit, send)
-
-
-# What FastAPI answers (400) for a body it cannot decode, such as invalid UTF-8.
-UNPARSABLE_BODY = "There was an error parsing the body"
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.detail == UNPARSABLE_BODY:
-        # A payload that is not JSON text is a payload validation error: FastAPI's 422 shape.
-        return await request_validation_exception_handler(
-            request,
-            RequestValidationError(
-                [
-                    {
-                        "type": "json_invalid",
-                        "loc": ("body",),
-                        "msg": "Body is not valid JSON text",
-                        "input": None,
-                    }
-                ]
-            ),
-        )
-    if exc.status_code == status.HTTP_401_UNAUTHORIZED:
-        exc.headers = {**(exc.headers or {}), "WWW-Authenticate": "Bearer"}
-    if exc.detail == HTTPStatus(exc.status_code).phrase:
-        # fastapi-users' bare "Unauthorized"/"Forbidden": the API's codes are UPPER_SNAKE.
-        exc.detail = exc.detail.upper().replace(" ", "_")
-    return await http_exception_handler(request, exc)
-
-
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    try:
-        return await request_validation_exception_handler(request, exc)
-    except UnicodeEncodeError:
-        # The echoed input holds an unpaired surrogate ("\ud800" in the request's JSON), which
-        # UTF-8 cannot encode: escape it rather than fail with a 500.
-        body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
-        return Response(body, status_code=422, media_type="application/json")
 
 
 @asynccontextmanager
@@ -141,8 +93,6 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     )
     app.state.run_worker = settings.RUN_WORKER_IN_PROCESS if run_worker is None else run_worker
     register_error_handlers(app)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries the request id
