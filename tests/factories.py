@@ -14,11 +14,10 @@ from api.users.models import AccessToken, User, UserRole, hash_token
 from api.users.passwords import password_helper
 
 DEFAULT_PASSWORD = "a perfectly fine passphrase"
-# What API.md lists for a user shown to its owner, managers and admins.
-OWNER_FIELDS = frozenset(
+# What API.md lists for a public profile, and for a user shown to its owner, managers and admins.
+PUBLIC_FIELDS = frozenset(
     {
         "id",
-        "email",
         "nickname",
         "first_name",
         "last_name",
@@ -26,17 +25,20 @@ OWNER_FIELDS = frozenset(
         "profile_picture_url",
         "linkedin_profile_url",
         "github_profile_url",
-        "role",
-        "is_verified",
-        "is_active",
         "is_professional",
-        "professional_status_updated_at",
-        "is_locked",
-        "last_login_at",
-        "created_at",
-        "updated_at",
     }
 )
+OWNER_FIELDS = PUBLIC_FIELDS | {
+    "email",
+    "role",
+    "is_verified",
+    "is_active",
+    "professional_status_updated_at",
+    "is_locked",
+    "last_login_at",
+    "created_at",
+    "updated_at",
+}
 
 
 async def create_user(

@@ -399,6 +399,12 @@ class TestRequestVerifyToken:
         assert [e["loc"] for e in response.json()["detail"]] == [["body", "email"]]
 
 
+def crafted_verify_token(user: User, *, secret: str, lifetime: int) -> str:
+    """A verification token built by hand: signed with `secret`, expiring after `lifetime` s."""
+    claims = {"sub": str(user.id), "email": user.email, "aud": "fastapi-users:verify"}
+    return generate_jwt(claims, secret, lifetime)
+
+
 class TestVerify:
     async def test_200_verified_and_authenticated(self, client, session, unverified_user):
         token = await request_verification_token(client, session, unverified_user.email)
@@ -418,14 +424,8 @@ class TestVerify:
         assert response.json() == {"detail": "VERIFY_USER_BAD_TOKEN"}
 
     async def test_foreign_key_token_400(self, client, session, unverified_user):
-        token = generate_jwt(
-            {
-                "sub": str(unverified_user.id),
-                "email": unverified_user.email,
-                "aud": "fastapi-users:verify",
-            },
-            "some-other-secret-key-that-is-long-enough",
-            3600,
+        token = crafted_verify_token(
+            unverified_user, secret="some-other-secret-key-that-is-long-enough", lifetime=3600
         )
         response = await client.post(VERIFY, json={"token": token})
         assert response.status_code == 400
@@ -440,15 +440,7 @@ class TestVerify:
         assert response.json() == {"detail": "VERIFY_USER_ALREADY_VERIFIED"}
 
     async def test_expired_token_400(self, client, session, unverified_user):
-        token = generate_jwt(
-            {
-                "sub": str(unverified_user.id),
-                "email": unverified_user.email,
-                "aud": "fastapi-users:verify",
-            },
-            settings.signing_key,
-            -60,
-        )
+        token = crafted_verify_token(unverified_user, secret=settings.signing_key, lifetime=-60)
         response = await client.post(VERIFY, json={"token": token})
         assert response.status_code == 400
         assert response.json() == {"detail": "VERIFY_USER_BAD_TOKEN"}

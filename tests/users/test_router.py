@@ -17,23 +17,13 @@ from api.users.models import AccessToken, User, UserRole
 from tests.factories import (
     DEFAULT_PASSWORD,
     OWNER_FIELDS,
+    PUBLIC_FIELDS,
     create_user,
     deliver_queued_mail,
     queued_mail,
 )
 from tests.support import Mailbox
 
-PUBLIC_FIELDS = {
-    "id",
-    "nickname",
-    "first_name",
-    "last_name",
-    "bio",
-    "profile_picture_url",
-    "linkedin_profile_url",
-    "github_profile_url",
-    "is_professional",
-}
 DATETIME_FIELDS = ("professional_status_updated_at", "last_login_at", "created_at", "updated_at")
 UNAUTHORIZED = {"detail": "UNAUTHORIZED"}
 FORBIDDEN = {"detail": "FORBIDDEN"}
