@@ -122,6 +122,23 @@ async def timed_post(
     return time.perf_counter() - started, response.status_code, response.content
 
 
+async def sample_alternately(
+    client: httpx.AsyncClient, url: str, cases: dict[str, dict[str, Any]]
+) -> tuple[dict[str, list[float]], set[tuple[int, bytes]]]:
+    """POST each case WARMUP + SAMPLES times, alternating which goes first so that drift in
+    machine load hits all alike; returns the timed samples per case and the distinct answers."""
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    answers: set[tuple[int, bytes]] = set()
+    for i in range(WARMUP + SAMPLES):
+        order = list(cases.items())
+        for name, kwargs in order if i % 2 else reversed(order):
+            elapsed, status, body = await timed_post(client, url, **kwargs)
+            answers.add((status, body))
+            if i >= WARMUP:
+                times[name].append(elapsed)
+    return times, answers
+
+
 class TestRegisterRace:
     async def test_20_parallel_signups_in_mixed_case_create_one_account(
         self, server: ServerProcess, engine: AsyncEngine, prefix: str
@@ -210,18 +227,11 @@ class TestLoginTiming:
 
             unknown = {"username": f"{prefix}nobody@example.com", "password": WRONG_PASSWORD}
             wrong = {"username": email, "password": WRONG_PASSWORD}
-            times: dict[str, list[float]] = {"unknown": [], "wrong": []}
-            answers: set[tuple[int, bytes]] = set()
-            for i in range(WARMUP + SAMPLES):
-                # Alternate which goes first, so that drift in machine load hits both alike.
-                order = [("unknown", unknown), ("wrong", wrong)]
-                for name, form in order if i % 2 else reversed(order):
-                    elapsed, status, body = await timed_post(
-                        client, "/api/v1/auth/login", data=form
-                    )
-                    answers.add((status, body))
-                    if i >= WARMUP:
-                        times[name].append(elapsed)
+            times, answers = await sample_alternately(
+                client,
+                "/api/v1/auth/login",
+                {"unknown": {"data": unknown}, "wrong": {"data": wrong}},
+            )
         assert answers == {(400, b'{"detail":"LOGIN_BAD_CREDENTIALS"}')}
         gap = abs(statistics.median(times["unknown"]) - statistics.median(times["wrong"]))
         assert gap < MEDIAN_GAP_SECONDS, times
@@ -236,18 +246,15 @@ class TestForgotPasswordTiming:
     ) -> None:
         user = await committed_user(engine, f"{prefix}known@example.com")
         unknown_email = f"{prefix}unknown@example.com"
-        times: dict[str, list[float]] = {"known": [], "unknown": []}
-        answers: set[tuple[int, bytes]] = set()
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
-            for i in range(WARMUP + SAMPLES):
-                order = [("known", user.email), ("unknown", unknown_email)]
-                for name, email in order if i % 2 else reversed(order):
-                    elapsed, status, body = await timed_post(
-                        client, "/api/v1/auth/forgot-password", json={"email": email}
-                    )
-                    answers.add((status, body))
-                    if i >= WARMUP:
-                        times[name].append(elapsed)
+            times, answers = await sample_alternately(
+                client,
+                "/api/v1/auth/forgot-password",
+                {
+                    "known": {"json": {"email": user.email}},
+                    "unknown": {"json": {"email": unknown_email}},
+                },
+            )
         assert answers == {(202, b"null")}
         gap = abs(statistics.median(times["known"]) - statistics.median(times["unknown"]))
         assert gap < MEDIAN_GAP_SECONDS, times
