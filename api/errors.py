@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -59,6 +60,20 @@ class Conflict(AppError):
     code = "CONFLICT"
 
 
+class Unauthorized(AppError):
+    """No valid token where one is needed; answered with WWW-Authenticate: Bearer."""
+
+    status_code = status.HTTP_401_UNAUTHORIZED
+    code = "UNAUTHORIZED"
+
+
+def invalid_body(errors: Sequence[Any]) -> RequestValidationError:
+    """Body errors found after parsing (a merged PATCH), in FastAPI's 422 shape."""
+    return RequestValidationError(
+        [{**error, "loc": ("body", *error.get("loc", ()))} for error in errors]
+    )
+
+
 class ErrorBody(BaseModel):
     detail: str | dict[str, Any]
 
@@ -112,7 +127,8 @@ def is_unstorable_text(exc: BaseException) -> bool:
 
 async def _app_error_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
 
 def unexpected_error_response(exc: Exception, rid: str) -> JSONResponse:

@@ -17,6 +17,7 @@ from api import embedded, ratelimit
 from api.config import settings
 from api.db import dispose_engine, get_engine
 from api.errors import RETRY_AFTER_SECONDS, UnhandledErrorMiddleware, register_error_handlers
+from api.events import router as events_router
 from api.logging import RequestIdMiddleware, configure_logging
 from api.users import pages
 from api.users import router as users_router
@@ -114,7 +115,9 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
             dependencies=[Depends(ratelimit.throttle_auth)],
         )
     app.include_router(users_router.router, prefix=API_PREFIX)
+    app.include_router(events_router.me_router, prefix=API_PREFIX)
     app.include_router(users_router.profiles_router, prefix=API_PREFIX)
+    app.include_router(events_router.router, prefix=API_PREFIX)
     app.include_router(pages.router)
 
     @app.get("/health", tags=["operations"])

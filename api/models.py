@@ -1,6 +1,7 @@
 """Every table model, for Alembic's autogenerate and the tests."""
 
 from api.audit.models import AuditLog
+from api.events.models import Event, Registration
 from api.users.models import AccessToken, User
 
-__all__ = ["AccessToken", "AuditLog", "User"]
+__all__ = ["AccessToken", "AuditLog", "Event", "Registration", "User"]

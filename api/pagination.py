@@ -2,11 +2,11 @@
 
 import math
 from collections.abc import Sequence
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
@@ -72,12 +72,24 @@ class Page(BaseModel, Generic[T]):
         )
 
 
+async def _count(session: AsyncSession, statement: Select[Any]) -> int:
+    total = await session.scalar(
+        select(func.count()).select_from(statement.order_by(None).subquery())
+    )
+    return total or 0
+
+
 async def paginate(
     session: AsyncSession, statement: Select[tuple[T]], params: PageParams
 ) -> tuple[Sequence[T], int]:
     """One count query and one page query for a select of table rows."""
-    total = await session.scalar(
-        select(func.count()).select_from(statement.order_by(None).subquery())
-    )
     rows = await session.scalars(statement.limit(params.size).offset(params.offset))
-    return rows.all(), total or 0
+    return rows.all(), await _count(session, statement)
+
+
+async def paginate_rows(
+    session: AsyncSession, statement: Select[Any], params: PageParams
+) -> tuple[Sequence[Row[Any]], int]:
+    """paginate() for a select of several columns or entities: the page's rows and the total."""
+    rows = await session.execute(statement.limit(params.size).offset(params.offset))
+    return rows.all(), await _count(session, statement)

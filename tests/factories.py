@@ -2,12 +2,15 @@
 
 import secrets
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from api import clock
+from api.events.models import Event, EventStatus, EventType, Registration, RegistrationStatus
 from api.mail import sender
 from api.mail.service import SEND_EMAIL, OutgoingMail
 from api.users.models import AccessToken, User, UserRole, hash_token
@@ -105,3 +108,70 @@ async def reload(session: AsyncSession, user: User) -> User:
 
 async def user_by_email(session: AsyncSession, email: str) -> User | None:
     return (await session.scalars(select(User).where(col(User.email).ilike(email)))).first()
+
+
+def event_times(days: float = 7, hours: float = 2) -> tuple[datetime, datetime]:
+    """A start `days` from now and an end `hours` later."""
+    starts_at = clock.now() + timedelta(days=days)
+    return starts_at, starts_at + timedelta(hours=hours)
+
+
+def event_body(**overrides: Any) -> dict[str, Any]:
+    """A valid POST /events body (JSON-ready)."""
+    starts_at, ends_at = event_times()
+    body: dict[str, Any] = {
+        "title": "Mock interviews with ACME engineers",
+        "description": "Practice a technical interview and get feedback.",
+        "event_type": EventType.MOCK_INTERVIEW.value,
+        "starts_at": starts_at.isoformat(),
+        "ends_at": ends_at.isoformat(),
+        "timezone": "Europe/Berlin",
+        "location": "ACME HQ, Berlin",
+        "capacity": 20,
+        "tags": ["interviews", "career"],
+    }
+    return {**body, **overrides}
+
+
+async def create_event(
+    session: AsyncSession,
+    *,
+    owner: User,
+    status: EventStatus = EventStatus.PUBLISHED,
+    **fields: Any,
+) -> Event:
+    """An event written straight to the database (no notices), PUBLISHED unless told."""
+    starts_at, ends_at = event_times()
+    values: dict[str, Any] = {
+        "title": f"Workshop {uuid.uuid4().hex[:6]}",
+        "event_type": EventType.WORKSHOP,
+        "starts_at": starts_at,
+        "ends_at": ends_at,
+        "location": "Room 101",
+        "capacity": 10,
+        "tags": [],
+        **fields,
+    }
+    event = Event(created_by=owner.id, status=status, **values)
+    if status is EventStatus.PUBLISHED:
+        event.published_at = clock.now()
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def register(
+    session: AsyncSession, event: Event, user: User, status: RegistrationStatus | None = None
+) -> Registration:
+    """A live registration written straight to the database, keeping the event's counters."""
+    if status is None:
+        full = event.capacity is not None and event.registered_count >= event.capacity
+        status = RegistrationStatus.WAITLISTED if full else RegistrationStatus.CONFIRMED
+    registration = Registration(event_id=event.id, user_id=user.id, status=status)
+    if status is RegistrationStatus.CONFIRMED:
+        event.registered_count += 1
+    elif status is RegistrationStatus.WAITLISTED:
+        event.waitlist_count += 1
+    session.add_all([event, registration])
+    await session.flush()
+    return registration

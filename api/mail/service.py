@@ -1,6 +1,7 @@
 """Rendering mail and queueing it in the caller's transaction."""
 
 import json
+from collections.abc import Sequence
 from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,13 @@ SUBJECTS = {
     "account_locked": "Your event-manager account was locked",
     "role_changed": "Your event-manager role changed",
     "professional_status_changed": "Your professional status changed",
+    "event_submitted": "Event awaiting approval: {title}",
+    "event_approved": "Your event is published: {title}",
+    "event_rejected": "Your event was not approved: {title}",
+    "event_updated": "Event changed: {title}",
+    "event_cancelled": "Event cancelled: {title}",
+    "registration_confirmed": "Registration received: {title}",
+    "waitlist_promoted": "You have a seat: {title}",
 }
 
 _templates = Environment(
@@ -56,7 +64,7 @@ def render(template: str, to: str, **context: Any) -> OutgoingMail:
     context.setdefault("base_url", settings.PUBLIC_BASE_URL.rstrip("/"))
     return OutgoingMail(
         to=to,
-        subject=SUBJECTS[template],
+        subject=SUBJECTS[template].format(title=context.get("event", {}).get("title", "")),
         text=_templates.get_template(f"{template}.txt").render(context),
         html=_templates.get_template(f"{template}.html").render(context),
         message_id=make_msgid(domain=settings.MAIL_FROM.rpartition("@")[2] or "localhost"),
@@ -74,8 +82,18 @@ async def queries_for(session: AsyncSession) -> Queries:
     return Queries(AsyncpgDriver(raw))
 
 
-async def enqueue_email(session: AsyncSession, template: str, *, to: str, **context: Any) -> None:
-    """Queue a mail; it is sent only if the caller's transaction commits."""
-    mail = render(template, to, **context)
+async def enqueue_mails(session: AsyncSession, mails: Sequence[OutgoingMail]) -> None:
+    """Queue mails in one statement; they are sent only if the caller's transaction commits."""
+    if not mails:
+        return
     queries = await queries_for(session)
-    await queries.enqueue(SEND_EMAIL, json.dumps(mail.model_dump()).encode())
+    await queries.enqueue(
+        [SEND_EMAIL] * len(mails),
+        [json.dumps(mail.model_dump()).encode() for mail in mails],
+        [0] * len(mails),
+    )
+
+
+async def enqueue_email(session: AsyncSession, template: str, *, to: str, **context: Any) -> None:
+    """Queue one mail; it is sent only if the caller's transaction commits."""
+    await enqueue_mails(session, [render(template, to, **context)])

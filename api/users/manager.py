@@ -24,6 +24,7 @@ from api import clock
 from api.config import settings
 from api.db import SessionDep
 from api.errors import AppError
+from api.events import service as event_service
 from api.mail.service import enqueue_email
 from api.notifications.models import NotificationKind
 from api.notifications.service import notify
@@ -361,6 +362,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
 
     async def on_before_delete(self, user: User, request: Request | None = None) -> None:
         await ensure_not_last_admin(self.session, user, becoming=None)
+        await event_service.release_user_registrations(self.session, user=user)
 
 
 async def get_user_db(session: SessionDep) -> UserDatabase:

@@ -1,0 +1,56 @@
+"""Loading events for routes, with the access checks of API.md (404 before 403)."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends
+
+from api.db import SessionDep
+from api.events import service as event_service
+from api.events.models import Event
+from api.users.auth import CurrentUser, ManagerUser, OptionalUser
+
+
+async def get_event_or_404(event_id: uuid.UUID, session: SessionDep, viewer: OptionalUser) -> Event:
+    """Any caller: the event when it is visible to them, else 404."""
+    return await event_service.get_visible_event(session, event_id, viewer=viewer)
+
+
+async def get_managed_event(event_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Event:
+    """The creator or an admin (edit, delete, cancel)."""
+    event = await event_service.get_visible_event(session, event_id, viewer=user)
+    if not event_service.can_manage(event, user):
+        raise event_service.NotEventOwner(reason="Only the event's creator or an admin may")
+    return event
+
+
+async def get_own_event(event_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Event:
+    """The creator alone (resubmit)."""
+    event = await event_service.get_visible_event(session, event_id, viewer=user)
+    if event.created_by != user.id:
+        raise event_service.NotEventOwner(reason="Only the event's creator may")
+    return event
+
+
+async def get_event_for_review(
+    event_id: uuid.UUID, session: SessionDep, user: ManagerUser
+) -> Event:
+    """Managers and admins (approve, reject); the own-event rule is the service's."""
+    return await event_service.get_visible_event(session, event_id, viewer=user)
+
+
+async def get_staffed_event(event_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Event:
+    """The creator, managers and admins (attendee list, check-in)."""
+    event = await event_service.get_visible_event(session, event_id, viewer=user)
+    if not event_service.can_see_attendees(event, user):
+        raise event_service.NotEventOwner(
+            reason="Only the event's creator, managers and admins may"
+        )
+    return event
+
+
+EventDep = Annotated[Event, Depends(get_event_or_404)]
+ManagedEventDep = Annotated[Event, Depends(get_managed_event)]
+OwnEventDep = Annotated[Event, Depends(get_own_event)]
+ReviewEventDep = Annotated[Event, Depends(get_event_for_review)]
+StaffedEventDep = Annotated[Event, Depends(get_staffed_event)]

@@ -1,0 +1,310 @@
+"""The event and registration model families: one SQLModel base for each table and its schemas."""
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import cache
+from typing import Annotated, Any, Self
+from urllib.parse import urlsplit
+from zoneinfo import available_timezones
+
+import sqlalchemy as sa
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    StringConstraints,
+    model_validator,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlmodel import Field, SQLModel
+
+from api import clock
+from api.users.models import UserPublic
+
+TIMESTAMP = sa.DateTime(timezone=True)
+MAX_TAGS = 10
+MAX_TAG_LENGTH = 30
+# Times outside this window are typing mistakes, and some cannot be stored once shifted to UTC.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+class EventType(StrEnum):
+    COMPANY_TOUR = "COMPANY_TOUR"
+    MOCK_INTERVIEW = "MOCK_INTERVIEW"
+    GUEST_LECTURE = "GUEST_LECTURE"
+    WORKSHOP = "WORKSHOP"
+    NETWORKING = "NETWORKING"
+    OTHER = "OTHER"
+
+
+class EventStatus(StrEnum):
+    PENDING = "PENDING"
+    PUBLISHED = "PUBLISHED"
+    REJECTED = "REJECTED"
+    CANCELLED = "CANCELLED"
+
+
+class RegistrationStatus(StrEnum):
+    CONFIRMED = "CONFIRMED"
+    WAITLISTED = "WAITLISTED"
+    CANCELLED = "CANCELLED"
+
+
+ACTIVE_REGISTRATION = (RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED)
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _iana_timezone(value: str) -> str:
+    if value not in _timezones():
+        raise ValueError("must be an IANA time zone name such as Europe/Berlin or UTC")
+    return value
+
+
+def _in_range(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("must be between 1970 and 9998")
+    return value
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+def _tags(value: Any) -> Any:
+    """Tags compare case-insensitively: stored trimmed, lower-case and without repeats."""
+    if not isinstance(value, list):
+        return value
+    tags = [tag.strip().lower() if isinstance(tag, str) else tag for tag in value]
+    return list(dict.fromkeys(tags))
+
+
+EventTime = Annotated[AwareDatetime, AfterValidator(_in_range)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=200)]
+Description = Annotated[str, StringConstraints(max_length=10_000)]
+Timezone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_iana_timezone)]
+Location = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+OnlineUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_http_url)]
+Capacity = Annotated[int, Field(ge=1, le=100_000)]
+Requirements = Annotated[str, StringConstraints(max_length=2000)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_LENGTH)]
+Tags = Annotated[list[Tag], BeforeValidator(_tags), Field(max_length=MAX_TAGS)]
+
+
+def check_event_fields(
+    starts_at: datetime,
+    ends_at: datetime,
+    location: str | None,
+    online_url: str | None,
+    registration_deadline: datetime | None,
+) -> None:
+    """The rules across fields, for a new event and for an edited one alike."""
+    if ends_at <= starts_at:
+        raise ValueError("ends_at must be after starts_at")
+    if location is None and online_url is None:
+        raise ValueError("give a location, an online_url, or both")
+    if registration_deadline is not None and registration_deadline > starts_at:
+        raise ValueError("registration_deadline must not be after starts_at")
+
+
+class EventBase(SQLModel):
+    title: Title = Field(max_length=200)
+    description: Description = Field(default="", max_length=10_000)
+    event_type: EventType = Field(sa_type=sa.Enum(EventType, name="event_type"), index=True)
+    starts_at: EventTime = Field(sa_type=TIMESTAMP)
+    ends_at: EventTime = Field(sa_type=TIMESTAMP)
+    timezone: Timezone = Field(default="UTC", max_length=64)
+    location: Location | None = Field(default=None, max_length=500)
+    online_url: OnlineUrl | None = Field(default=None, max_length=2048)
+    capacity: Capacity | None = Field(default=None, description="null: unlimited")
+    registration_deadline: EventTime | None = Field(default=None, sa_type=TIMESTAMP)
+    requirements: Requirements | None = Field(default=None, max_length=2000)
+    tags: Tags = Field(default_factory=list, sa_type=ARRAY(sa.String(MAX_TAG_LENGTH)))
+
+    @model_validator(mode="after")
+    def _check_fields(self) -> Self:
+        check_event_fields(
+            self.starts_at,
+            self.ends_at,
+            self.location,
+            self.online_url,
+            self.registration_deadline,
+        )
+        return self
+
+
+class Event(EventBase, table=True):
+    __table_args__ = (
+        # The default listing: published, upcoming, by start.
+        sa.Index("ix_event_status_starts_at", "status", "starts_at", "id"),
+        sa.Index("ix_event_tags", "tags", postgresql_using="gin"),
+        sa.CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        sa.CheckConstraint(
+            "location IS NOT NULL OR online_url IS NOT NULL", name="has_location_or_url"
+        ),
+        sa.CheckConstraint(
+            "registration_deadline IS NULL OR registration_deadline <= starts_at",
+            name="deadline_before_start",
+        ),
+        sa.CheckConstraint(
+            "capacity IS NULL OR capacity BETWEEN 1 AND 100000", name="capacity_range"
+        ),
+        # The guarantee behind "never overbooked", whatever the code above it does.
+        sa.CheckConstraint(
+            "registered_count >= 0 AND waitlist_count >= 0"
+            " AND (capacity IS NULL OR registered_count <= capacity)",
+            name="counts_within_capacity",
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    status: EventStatus = Field(
+        default=EventStatus.PENDING, sa_type=sa.Enum(EventStatus, name="event_status")
+    )
+    created_by: uuid.UUID | None = Field(
+        default=None, foreign_key="user.id", ondelete="SET NULL", index=True
+    )
+    reviewed_by: uuid.UUID | None = Field(
+        default=None, foreign_key="user.id", ondelete="SET NULL", index=True
+    )
+    review_feedback: str | None = Field(default=None, max_length=2000)
+    cancellation_reason: str | None = Field(default=None, max_length=2000)
+    # Kept in step with the registrations under the event's row lock (see api.events.service).
+    registered_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    waitlist_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    created_at: datetime = Field(default_factory=clock.current_time, sa_type=TIMESTAMP)
+    updated_at: datetime = Field(
+        default_factory=clock.current_time,
+        sa_type=TIMESTAMP,
+        sa_column_kwargs={"onupdate": clock.current_time},
+    )
+    published_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
+    cancelled_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
+
+    @property
+    def spots_left(self) -> int | None:
+        return None if self.capacity is None else self.capacity - self.registered_count
+
+
+class EventCreate(EventBase):
+    """POST /events. The event starts as PENDING, awaiting approval."""
+
+    @model_validator(mode="after")
+    def _check_start(self) -> Self:
+        if self.starts_at <= clock.now():
+            raise ValueError("starts_at must be in the future")
+        return self
+
+
+class EventUpdate(SQLModel):
+    """PATCH /events/{id}: any field; the result is checked as a whole."""
+
+    title: Title | None = None
+    description: Description | None = None
+    event_type: EventType | None = None
+    starts_at: EventTime | None = None
+    ends_at: EventTime | None = None
+    timezone: Timezone | None = None
+    location: Location | None = None
+    online_url: OnlineUrl | None = None
+    capacity: Capacity | None = Field(default=None, description="null: unlimited")
+    registration_deadline: EventTime | None = None
+    requirements: Requirements | None = None
+    tags: Tags | None = None
+
+
+class EventPublic(EventBase):
+    id: uuid.UUID
+    status: EventStatus
+    created_by: uuid.UUID | None
+    reviewed_by: uuid.UUID | None
+    review_feedback: str | None
+    cancellation_reason: str | None
+    registered_count: int
+    waitlist_count: int
+    spots_left: int | None = Field(description="null when capacity is unlimited")
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    cancelled_at: datetime | None
+
+
+class ReviewFeedback(SQLModel):
+    feedback: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
+    ]
+
+
+class Cancellation(SQLModel):
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class RegistrationBase(SQLModel):
+    event_id: uuid.UUID = Field(foreign_key="event.id", ondelete="CASCADE")
+    user_id: uuid.UUID = Field(foreign_key="user.id", ondelete="CASCADE")
+    status: RegistrationStatus = Field(
+        sa_type=sa.Enum(RegistrationStatus, name="registration_status")
+    )
+
+
+class Registration(RegistrationBase, table=True):
+    __table_args__ = (
+        # One live registration per user and event: the database refuses a second.
+        sa.Index(
+            "uq_registration_event_user_active",
+            "event_id",
+            "user_id",
+            unique=True,
+            postgresql_where=sa.text("status <> 'CANCELLED'"),
+        ),
+        # The attendee list, and the waitlist in order.
+        sa.Index("ix_registration_event_status_seq", "event_id", "status", "seq"),
+        sa.Index("ix_registration_user_created_at", "user_id", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    # Arrival order: taken under the event's row lock, so it is the exact order of the line.
+    seq: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.BigInteger, sa.Identity(), nullable=False, unique=True),
+    )
+    created_at: datetime = Field(default_factory=clock.current_time, sa_type=TIMESTAMP)
+    updated_at: datetime = Field(
+        default_factory=clock.current_time,
+        sa_type=TIMESTAMP,
+        sa_column_kwargs={"onupdate": clock.current_time},
+    )
+    promoted_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
+    checked_in_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
+    cancelled_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
+
+
+class RegistrationPublic(RegistrationBase):
+    id: uuid.UUID
+    waitlist_position: int | None = Field(
+        default=None, description="Place in line, 1 = next to be promoted; null unless WAITLISTED"
+    )
+    created_at: datetime
+    promoted_at: datetime | None
+    checked_in_at: datetime | None
+    cancelled_at: datetime | None
+
+
+class Attendee(RegistrationPublic):
+    """A row of an event's attendee list."""
+
+    user: UserPublic
+
+
+class OwnRegistration(RegistrationPublic):
+    """A row of GET /users/me/registrations."""
+
+    event: EventPublic

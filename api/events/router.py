@@ -1,0 +1,402 @@
+"""The /events routes and GET /users/me/registrations."""
+
+import csv
+import io
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from api.db import SessionDep
+from api.errors import Forbidden, Unauthorized, error_responses
+from api.events import service as event_service
+from api.events.calendar import event_calendar
+from api.events.dependencies import (
+    EventDep,
+    ManagedEventDep,
+    OwnEventDep,
+    ReviewEventDep,
+    StaffedEventDep,
+)
+from api.events.models import (
+    Attendee,
+    Cancellation,
+    EventCreate,
+    EventPublic,
+    EventStatus,
+    EventTime,
+    EventType,
+    EventUpdate,
+    OwnRegistration,
+    RegistrationPublic,
+    RegistrationStatus,
+    ReviewFeedback,
+)
+from api.pagination import Page, PageParamsDep
+from api.users.auth import CurrentUser, ManagerUser, OptionalUser, VerifiedUser
+from api.users.models import UserPublic
+
+router = APIRouter(prefix="/events", tags=["events"])
+me_router = APIRouter(prefix="/users/me", tags=["registrations"])
+
+NOT_FOUND = event_service.EventNotFound
+CSV_COLUMNS = (
+    "registration_id",
+    "status",
+    "waitlist_position",
+    "user_id",
+    "nickname",
+    "first_name",
+    "last_name",
+    "is_professional",
+    "registered_at",
+    "checked_in_at",
+)
+
+
+def _public(event: Any) -> EventPublic:
+    return EventPublic.model_validate(event)
+
+
+@router.post(
+    "",
+    response_model=EventPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(Unauthorized, Forbidden),
+)
+async def create_event(
+    event_in: EventCreate, creator: ManagerUser, session: SessionDep
+) -> EventPublic:
+    """Propose an event (managers and admins); it waits as PENDING for another's approval."""
+    event = await event_service.create_event(session, creator=creator, event_in=event_in)
+    return _public(event)
+
+
+@router.get("", response_model=Page[EventPublic], responses=error_responses(Unauthorized))
+async def list_events(
+    session: SessionDep,
+    viewer: OptionalUser,
+    params: PageParamsDep,
+    request: Request,
+    q: Annotated[
+        str | None, Query(max_length=200, description="title or description contains")
+    ] = None,
+    event_type: EventType | None = None,
+    tag: Annotated[str | None, Query(max_length=30)] = None,
+    starts_after: Annotated[
+        EventTime | None, Query(description="default: now (upcoming events)")
+    ] = None,
+    starts_before: EventTime | None = None,
+    has_spots: Annotated[
+        bool | None, Query(description="true: seats left or unlimited; false: full")
+    ] = None,
+    event_status: Annotated[
+        EventStatus | None,
+        Query(
+            alias="status",
+            description="default PUBLISHED (every status with created_by=me); other statuses "
+            "list only the events the caller may see",
+        ),
+    ] = None,
+    created_by: Annotated[
+        Literal["me"] | None, Query(description="me: the caller's own events (needs a token)")
+    ] = None,
+) -> Page[EventPublic]:
+    """Upcoming published events, soonest first, filtered; anyone may call it."""
+    if created_by is not None and viewer is None:
+        raise Unauthorized()
+    events, total = await event_service.list_events(
+        session,
+        viewer=viewer,
+        params=params,
+        q=q,
+        event_type=event_type,
+        tag=tag,
+        starts_after=starts_after,
+        starts_before=starts_before,
+        has_spots=has_spots,
+        status=event_status,
+        mine=created_by is not None,
+    )
+    return Page[EventPublic].build(
+        [_public(e) for e in events], total=total, params=params, request=request
+    )
+
+
+@router.get("/{event_id}", response_model=EventPublic, responses=error_responses(NOT_FOUND))
+async def get_event(event: EventDep) -> EventPublic:
+    """One event, as its visibility allows."""
+    return _public(event)
+
+
+@router.patch(
+    "/{event_id}",
+    response_model=EventPublic,
+    responses=error_responses(
+        Unauthorized,
+        event_service.NotEventOwner,
+        NOT_FOUND,
+        event_service.CapacityBelowRegistered,
+        event_service.InvalidEventTransition,
+    ),
+)
+async def update_event(
+    event_in: EventUpdate, event: ManagedEventDep, session: SessionDep
+) -> EventPublic:
+    """Edit an event (creator or admin); registrants hear of a new time or place."""
+    updated = await event_service.update_event(session, event=event, event_in=event_in)
+    return _public(updated)
+
+
+@router.delete(
+    "/{event_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(
+        Unauthorized,
+        event_service.NotEventOwner,
+        NOT_FOUND,
+        event_service.InvalidEventTransition,
+    ),
+)
+async def delete_event(event: ManagedEventDep, session: SessionDep) -> Response:
+    """Delete a PENDING or REJECTED event (creator or admin); cancel a published one instead."""
+    await event_service.delete_event(session, event=event)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+REVIEW_ERRORS = error_responses(
+    Unauthorized,
+    Forbidden,
+    event_service.CannotReviewOwnEvent,
+    NOT_FOUND,
+    event_service.InvalidEventTransition,
+)
+
+
+@router.post("/{event_id}/approve", response_model=EventPublic, responses=REVIEW_ERRORS)
+async def approve_event(
+    event: ReviewEventDep, reviewer: ManagerUser, session: SessionDep
+) -> EventPublic:
+    """Publish a PENDING event (a manager other than its creator, or an admin); audited."""
+    approved = await event_service.approve_event(session, reviewer=reviewer, event=event)
+    return _public(approved)
+
+
+@router.post("/{event_id}/reject", response_model=EventPublic, responses=REVIEW_ERRORS)
+async def reject_event(
+    review: ReviewFeedback, event: ReviewEventDep, reviewer: ManagerUser, session: SessionDep
+) -> EventPublic:
+    """Send a PENDING event back with feedback (a manager other than its creator, or an admin)."""
+    rejected = await event_service.reject_event(
+        session, reviewer=reviewer, event=event, feedback=review.feedback
+    )
+    return _public(rejected)
+
+
+@router.post(
+    "/{event_id}/submit",
+    response_model=EventPublic,
+    responses=error_responses(
+        Unauthorized,
+        event_service.NotEventOwner,
+        NOT_FOUND,
+        event_service.InvalidEventTransition,
+    ),
+)
+async def submit_event(
+    event: OwnEventDep, creator: CurrentUser, session: SessionDep
+) -> EventPublic:
+    """Resubmit a REJECTED event for review after editing it (its creator)."""
+    submitted = await event_service.submit_event(session, creator=creator, event=event)
+    return _public(submitted)
+
+
+@router.post(
+    "/{event_id}/cancel",
+    response_model=EventPublic,
+    responses=error_responses(
+        Unauthorized,
+        event_service.NotEventOwner,
+        NOT_FOUND,
+        event_service.InvalidEventTransition,
+    ),
+)
+async def cancel_event(
+    event: ManagedEventDep,
+    actor: CurrentUser,
+    session: SessionDep,
+    cancellation: Cancellation | None = None,
+) -> EventPublic:
+    """Cancel a PENDING or PUBLISHED event (creator or admin); every registrant is told."""
+    cancelled = await event_service.cancel_event(
+        session, actor=actor, event=event, reason=cancellation.reason if cancellation else None
+    )
+    return _public(cancelled)
+
+
+@router.get(
+    "/{event_id}/calendar.ics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/calendar": {"schema": {"type": "string"}}}},
+        **error_responses(NOT_FOUND),
+    },
+)
+async def get_event_calendar(event: EventDep, request: Request) -> Response:
+    """The event as an RFC 5545 calendar file, to import into any calendar."""
+    event_url = str(request.url_for("get_event", event_id=event.id))
+    body = event_calendar(event, event_url=event_url, domain=request.url.hostname or "localhost")
+    return Response(
+        body,
+        media_type="text/calendar",
+        headers={"Content-Disposition": f'attachment; filename="event-{event.id}.ics"'},
+    )
+
+
+# --- registrations ----------------------------------------------------------------------------
+
+
+def _registration(registration: Any, position: int | None) -> RegistrationPublic:
+    return RegistrationPublic.model_validate(registration, update={"waitlist_position": position})
+
+
+@router.post(
+    "/{event_id}/registrations",
+    response_model=RegistrationPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(
+        Unauthorized,
+        Forbidden,
+        NOT_FOUND,
+        event_service.AlreadyRegistered,
+        event_service.EventNotOpen,
+    ),
+)
+async def register_for_event(
+    event_id: uuid.UUID, user: VerifiedUser, session: SessionDep
+) -> RegistrationPublic:
+    """Take a seat, or a place on the waitlist when the event is full (verified users)."""
+    registration, position = await event_service.register_for_event(
+        session, user=user, event_id=event_id
+    )
+    return _registration(registration, position)
+
+
+@router.delete(
+    "/{event_id}/registrations/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(Unauthorized, NOT_FOUND, event_service.RegistrationNotFound),
+)
+async def unregister_from_event(
+    event_id: uuid.UUID, user: CurrentUser, session: SessionDep
+) -> Response:
+    """Give up one's registration; the first on the waitlist takes the freed seat."""
+    await event_service.unregister_from_event(session, user=user, event_id=event_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _attendee(registration: Any, user: Any, position: int | None) -> Attendee:
+    return Attendee.model_validate(
+        registration,
+        update={"waitlist_position": position, "user": UserPublic.model_validate(user)},
+    )
+
+
+def _attendees_csv(rows: Any) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for registration, user, position in rows:
+        writer.writerow(
+            [
+                registration.id,
+                registration.status,
+                position or "",
+                user.id,
+                user.nickname,
+                user.first_name or "",
+                user.last_name or "",
+                str(user.is_professional).lower(),
+                registration.created_at.isoformat(),
+                registration.checked_in_at.isoformat() if registration.checked_in_at else "",
+            ]
+        )
+    return out.getvalue()
+
+
+@router.get(
+    "/{event_id}/registrations",
+    response_model=Page[Attendee],
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        **error_responses(Unauthorized, event_service.NotEventOwner, NOT_FOUND),
+    },
+)
+async def list_event_registrations(
+    event: StaffedEventDep,
+    session: SessionDep,
+    params: PageParamsDep,
+    request: Request,
+    registration_status: Annotated[
+        RegistrationStatus | None,
+        Query(alias="status", description="default: CONFIRMED and WAITLISTED"),
+    ] = None,
+) -> Page[Attendee] | Response:
+    """The attendee list (creator, managers, admins): confirmed first, then the waitlist in
+    order. With `Accept: text/csv`, every matching registration as CSV (no paging)."""
+    if "text/csv" in request.headers.get("accept", ""):
+        rows = await event_service.all_attendees(session, event=event, status=registration_status)
+        return Response(
+            _attendees_csv(rows),
+            media_type="text/csv",
+            headers={
+                "Content-Disposition": f'attachment; filename="event-{event.id}-registrations.csv"'
+            },
+        )
+    rows, total = await event_service.list_attendees(
+        session, event=event, params=params, status=registration_status
+    )
+    return Page[Attendee].build(
+        [_attendee(*row) for row in rows], total=total, params=params, request=request
+    )
+
+
+@router.post(
+    "/{event_id}/registrations/{registration_id}/check-in",
+    response_model=RegistrationPublic,
+    responses=error_responses(
+        Unauthorized,
+        event_service.NotEventOwner,
+        NOT_FOUND,
+        event_service.RegistrationNotFound,
+        event_service.AlreadyCheckedIn,
+        event_service.NotConfirmed,
+    ),
+)
+async def check_in_registration(
+    registration_id: uuid.UUID, event: StaffedEventDep, session: SessionDep
+) -> RegistrationPublic:
+    """Mark a confirmed attendee as arrived (creator, managers, admins)."""
+    registration = await event_service.check_in(
+        session, event=event, registration_id=registration_id
+    )
+    return _registration(registration, None)
+
+
+@me_router.get(
+    "/registrations",
+    response_model=Page[OwnRegistration],
+    responses=error_responses(Unauthorized),
+)
+async def list_my_registrations(
+    user: CurrentUser, session: SessionDep, params: PageParamsDep, request: Request
+) -> Page[OwnRegistration]:
+    """The caller's registrations, newest first, each with its event and place in line."""
+    rows, total = await event_service.list_user_registrations(session, user=user, params=params)
+    items = [
+        OwnRegistration.model_validate(
+            registration, update={"waitlist_position": position, "event": _public(event)}
+        )
+        for registration, event, position in rows
+    ]
+    return Page[OwnRegistration].build(items, total=total, params=params, request=request)

@@ -1,0 +1,677 @@
+"""Event rules: visibility, the approval workflow, capacity and the waitlist.
+
+Every change to an event's seats happens under that event's row lock (SELECT ... FOR UPDATE):
+registrations, unregistrations, promotions, capacity edits and cancellation of one event are
+serialised by PostgreSQL, so the counters on the event row are exact and the waitlist is served
+in arrival order. A CHECK constraint on the row refuses an overbooked event whatever happens.
+"""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from api import clock
+from api.audit import service as audit_service
+from api.audit.models import AuditAction
+from api.config import settings
+from api.db import contains_pattern
+from api.errors import Conflict, Forbidden, NotFound, invalid_body
+from api.events.models import (
+    ACTIVE_REGISTRATION,
+    Event,
+    EventBase,
+    EventCreate,
+    EventStatus,
+    EventType,
+    EventUpdate,
+    Registration,
+    RegistrationStatus,
+)
+from api.notifications.models import NotificationKind
+from api.notifications.service import notify, notify_all
+from api.pagination import PageParams, paginate, paginate_rows
+from api.users.models import STAFF_ROLES, User, UserRole
+
+TRANSITIONS: dict[EventStatus, frozenset[EventStatus]] = {
+    EventStatus.PENDING: frozenset(
+        {EventStatus.PUBLISHED, EventStatus.REJECTED, EventStatus.CANCELLED}
+    ),
+    EventStatus.REJECTED: frozenset({EventStatus.PENDING}),
+    EventStatus.PUBLISHED: frozenset({EventStatus.CANCELLED}),
+    EventStatus.CANCELLED: frozenset(),
+}
+DELETABLE = frozenset({EventStatus.PENDING, EventStatus.REJECTED})
+# A change to one of these on a published event is news for its registrants.
+TIME_AND_PLACE = frozenset({"starts_at", "ends_at", "timezone", "location", "online_url"})
+
+
+class EventNotFound(NotFound):
+    code = "EVENT_NOT_FOUND"
+
+
+class NotEventOwner(Forbidden):
+    code = "NOT_EVENT_OWNER"
+
+
+class CannotReviewOwnEvent(Forbidden):
+    code = "CANNOT_REVIEW_OWN_EVENT"
+
+
+class InvalidEventTransition(Conflict):
+    code = "INVALID_EVENT_TRANSITION"
+
+
+class CapacityBelowRegistered(Conflict):
+    code = "CAPACITY_BELOW_REGISTERED"
+
+
+class EventNotOpen(Conflict):
+    code = "EVENT_NOT_OPEN"
+
+
+class AlreadyRegistered(Conflict):
+    code = "ALREADY_REGISTERED"
+
+
+class RegistrationNotFound(NotFound):
+    code = "REGISTRATION_NOT_FOUND"
+
+
+class AlreadyCheckedIn(Conflict):
+    code = "ALREADY_CHECKED_IN"
+
+
+class NotConfirmed(Conflict):
+    code = "NOT_CONFIRMED"
+
+
+# --- who may see and do what ------------------------------------------------------------------
+
+
+def is_staff(user: User | None) -> bool:
+    return user is not None and user.role in STAFF_ROLES
+
+
+def can_see(event: Event, viewer: User | None) -> bool:
+    """PUBLISHED events are public; the rest only for the creator, managers and admins."""
+    return (
+        event.status is EventStatus.PUBLISHED
+        or is_staff(viewer)
+        or (viewer is not None and event.created_by == viewer.id)
+    )
+
+
+def can_manage(event: Event, user: User) -> bool:
+    """Edit, delete, cancel: the creator or an admin."""
+    return user.role is UserRole.ADMIN or event.created_by == user.id
+
+
+def can_see_attendees(event: Event, user: User) -> bool:
+    return is_staff(user) or event.created_by == user.id
+
+
+def _visible_to(viewer: User | None) -> Any:
+    """The SQL form of can_see()."""
+    if is_staff(viewer):
+        return True
+    published = col(Event.status) == EventStatus.PUBLISHED
+    if viewer is None:
+        return published
+    return or_(published, col(Event.created_by) == viewer.id)
+
+
+async def get_visible_event(
+    session: AsyncSession, event_id: uuid.UUID, *, viewer: User | None, lock: bool = False
+) -> Event:
+    """The event, or 404 when it does not exist or the viewer may not see it."""
+    statement = select(Event).where(col(Event.id) == event_id)
+    if lock:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    event = await session.scalar(statement)
+    if event is None or not can_see(event, viewer):
+        raise EventNotFound()
+    return event
+
+
+async def _lock(session: AsyncSession, event: Event) -> Event:
+    """Take the event's row lock and re-read it: its seats may have changed meanwhile."""
+    await session.execute(
+        select(Event)
+        .where(col(Event.id) == event.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return event
+
+
+# --- listing ----------------------------------------------------------------------------------
+
+
+async def list_events(
+    session: AsyncSession,
+    *,
+    viewer: User | None,
+    params: PageParams,
+    q: str | None = None,
+    event_type: EventType | None = None,
+    tag: str | None = None,
+    starts_after: datetime | None = None,
+    starts_before: datetime | None = None,
+    has_spots: bool | None = None,
+    status: EventStatus | None = None,
+    mine: bool = False,
+) -> tuple[Sequence[Event], int]:
+    """Upcoming published events by default, soonest first; only what the viewer may see.
+
+    `status` defaults to PUBLISHED, or to every status for the caller's own events (`mine`);
+    the time window defaults to events that have not started yet.
+    """
+    statement = select(Event).where(_visible_to(viewer))
+    if mine:
+        assert viewer is not None
+        statement = statement.where(col(Event.created_by) == viewer.id)
+    if status is not None or not mine:
+        statement = statement.where(col(Event.status) == (status or EventStatus.PUBLISHED))
+    statement = statement.where(col(Event.starts_at) >= (starts_after or clock.now()))
+    if starts_before is not None:
+        statement = statement.where(col(Event.starts_at) < starts_before)
+    if q:
+        pattern = contains_pattern(q)
+        statement = statement.where(
+            or_(
+                col(Event.title).ilike(pattern, escape="\\"),
+                col(Event.description).ilike(pattern, escape="\\"),
+            )
+        )
+    if event_type is not None:
+        statement = statement.where(col(Event.event_type) == event_type)
+    if tag:
+        statement = statement.where(col(Event.tags).contains([tag.strip().lower()]))
+    if has_spots is not None:
+        open_seats = or_(
+            col(Event.capacity).is_(None), col(Event.registered_count) < col(Event.capacity)
+        )
+        statement = statement.where(open_seats if has_spots else ~open_seats)
+    ordered = statement.order_by(col(Event.starts_at).asc(), col(Event.id).asc())
+    return await paginate(session, ordered, params)
+
+
+# --- notices ----------------------------------------------------------------------------------
+
+
+def event_summary(event: Event) -> dict[str, Any]:
+    """What mails say about an event: its title, local time, place and address."""
+    zone = ZoneInfo(event.timezone)
+    starts, ends = event.starts_at.astimezone(zone), event.ends_at.astimezone(zone)
+    end_format = "%H:%M" if starts.date() == ends.date() else "%a %d %b %Y, %H:%M"
+    return {
+        "id": str(event.id),
+        "title": event.title,
+        "when": f"{starts:%a %d %b %Y, %H:%M} to {ends.strftime(end_format)} ({event.timezone})",
+        "where": event.location or event.online_url,
+        "url": f"{settings.PUBLIC_BASE_URL.rstrip('/')}/api/v1/events/{event.id}",
+    }
+
+
+async def _notify_reviewers(session: AsyncSession, event: Event, *, submitter: User) -> None:
+    reviewers = await session.scalars(
+        select(User).where(
+            col(User.role).in_(STAFF_ROLES),
+            col(User.is_active).is_(True),
+            col(User.id) != submitter.id,
+        )
+    )
+    await notify_all(
+        session, reviewers.all(), NotificationKind.EVENT_SUBMITTED, event=event_summary(event)
+    )
+
+
+async def _notify_creator(
+    session: AsyncSession, event: Event, kind: NotificationKind, **context: Any
+) -> None:
+    creator = await session.get(User, event.created_by) if event.created_by else None
+    if creator is not None:
+        await notify(session, creator, kind, event=event_summary(event), **context)
+
+
+async def _registrants(session: AsyncSession, event: Event) -> Sequence[User]:
+    users = await session.scalars(
+        select(User)
+        .join(Registration, col(Registration.user_id) == col(User.id))
+        .where(
+            col(Registration.event_id) == event.id,
+            col(Registration.status).in_(ACTIVE_REGISTRATION),
+        )
+    )
+    return users.all()
+
+
+# --- the event and its workflow ---------------------------------------------------------------
+
+
+def _transition(event: Event, target: EventStatus) -> EventStatus:
+    if target not in TRANSITIONS[event.status]:
+        raise InvalidEventTransition(reason=f"An event cannot go from {event.status} to {target}")
+    before, event.status = event.status, target
+    return before
+
+
+async def create_event(session: AsyncSession, *, creator: User, event_in: EventCreate) -> Event:
+    event = Event.model_validate(event_in, update={"created_by": creator.id})
+    session.add(event)
+    await session.flush()
+    await _notify_reviewers(session, event, submitter=creator)
+    return event
+
+
+def _merged(event: Event, changes: dict[str, Any]) -> EventBase:
+    """The event as it would be after `changes`, validated as a whole (422 when it is not)."""
+    current = EventBase.model_validate(event).model_dump()
+    try:
+        merged = EventBase.model_validate({**current, **changes})
+    except ValidationError as error:
+        raise invalid_body(error.errors(include_url=False)) from error
+    if "starts_at" in changes and merged.starts_at <= clock.now():
+        raise invalid_body(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("starts_at",),
+                    "msg": "Value error, starts_at must be in the future",
+                    "input": changes["starts_at"],
+                }
+            ]
+        )
+    return merged
+
+
+async def update_event(session: AsyncSession, *, event: Event, event_in: EventUpdate) -> Event:
+    await _lock(session, event)
+    if event.status is EventStatus.CANCELLED:
+        raise InvalidEventTransition(reason="A cancelled event cannot be edited")
+    changes = event_in.model_dump(exclude_unset=True)
+    merged = _merged(event, changes)
+    changed = {field for field in changes if getattr(merged, field) != getattr(event, field)}
+    if "capacity" in changed and merged.capacity is not None:
+        if merged.capacity < event.registered_count:
+            raise CapacityBelowRegistered(
+                reason=f"{event.registered_count} people are registered; "
+                "cancel registrations before lowering the capacity below that",
+                registered_count=event.registered_count,
+            )
+    for field in changed:
+        setattr(event, field, getattr(merged, field))
+    session.add(event)
+    await session.flush()
+    if "capacity" in changed:
+        await _promote(session, event)
+    if event.status is EventStatus.PUBLISHED and changed & TIME_AND_PLACE:
+        await notify_all(
+            session,
+            await _registrants(session, event),
+            NotificationKind.EVENT_UPDATED,
+            event=event_summary(event),
+        )
+    return event
+
+
+async def delete_event(session: AsyncSession, *, event: Event) -> None:
+    """Only an event nobody could register for yet (PENDING or REJECTED) may be deleted."""
+    if event.status not in DELETABLE:
+        raise InvalidEventTransition(
+            reason=f"A {event.status} event cannot be deleted; cancel it instead"
+        )
+    await session.delete(event)
+    await session.flush()
+
+
+async def _review(
+    session: AsyncSession,
+    *,
+    reviewer: User,
+    event: Event,
+    target: EventStatus,
+    feedback: str | None = None,
+) -> Event:
+    if reviewer.role is UserRole.MANAGER and event.created_by == reviewer.id:
+        raise CannotReviewOwnEvent(reason="Another manager or an admin must review this event")
+    await _lock(session, event)
+    before = _transition(event, target)
+    event.reviewed_by = reviewer.id
+    event.review_feedback = feedback
+    after: dict[str, Any] = {"status": target}
+    if target is EventStatus.PUBLISHED:
+        event.published_at = after["published_at"] = clock.now()
+    else:
+        after["review_feedback"] = feedback
+    session.add(event)
+    action = (
+        AuditAction.EVENT_APPROVED
+        if target is EventStatus.PUBLISHED
+        else AuditAction.EVENT_REJECTED
+    )
+    await audit_service.record(
+        session,
+        actor_id=reviewer.id,
+        action=action,
+        target_type="event",
+        target_id=event.id,
+        before={"status": before},
+        after=after,
+        reason=feedback,
+    )
+    kind = (
+        NotificationKind.EVENT_APPROVED
+        if target is EventStatus.PUBLISHED
+        else NotificationKind.EVENT_REJECTED
+    )
+    await _notify_creator(session, event, kind, feedback=feedback)
+    return event
+
+
+async def approve_event(session: AsyncSession, *, reviewer: User, event: Event) -> Event:
+    return await _review(session, reviewer=reviewer, event=event, target=EventStatus.PUBLISHED)
+
+
+async def reject_event(
+    session: AsyncSession, *, reviewer: User, event: Event, feedback: str
+) -> Event:
+    return await _review(
+        session, reviewer=reviewer, event=event, target=EventStatus.REJECTED, feedback=feedback
+    )
+
+
+async def submit_event(session: AsyncSession, *, creator: User, event: Event) -> Event:
+    """A rejected event, edited, goes back to review."""
+    await _lock(session, event)
+    _transition(event, EventStatus.PENDING)
+    session.add(event)
+    await session.flush()
+    await _notify_reviewers(session, event, submitter=creator)
+    return event
+
+
+async def cancel_event(
+    session: AsyncSession, *, actor: User, event: Event, reason: str | None
+) -> Event:
+    """Cancel the event and release every registration; registrants are told why."""
+    await _lock(session, event)
+    before_status = _transition(event, EventStatus.CANCELLED)
+    before = {
+        "status": before_status,
+        "registered_count": event.registered_count,
+        "waitlist_count": event.waitlist_count,
+    }
+    registrants = await _registrants(session, event)
+    now = clock.now()
+    await session.execute(
+        update(Registration)
+        .where(
+            col(Registration.event_id) == event.id,
+            col(Registration.status).in_(ACTIVE_REGISTRATION),
+        )
+        .values(status=RegistrationStatus.CANCELLED, cancelled_at=now, updated_at=now)
+    )
+    event.registered_count = event.waitlist_count = 0
+    event.cancelled_at = now
+    event.cancellation_reason = reason
+    session.add(event)
+    await audit_service.record(
+        session,
+        actor_id=actor.id,
+        action=AuditAction.EVENT_CANCELLED,
+        target_type="event",
+        target_id=event.id,
+        before=before,
+        after={"status": event.status, "registered_count": 0, "waitlist_count": 0},
+        reason=reason,
+    )
+    await notify_all(
+        session,
+        registrants,
+        NotificationKind.EVENT_CANCELLED,
+        event=event_summary(event),
+        reason=reason,
+    )
+    return event
+
+
+# --- registrations ----------------------------------------------------------------------------
+
+
+def _not_open_reason(event: Event) -> str | None:
+    now = clock.now()
+    if event.status is not EventStatus.PUBLISHED:
+        return f"The event is {event.status}, not open for registration"
+    if event.starts_at <= now:
+        return "The event has already started"
+    if event.registration_deadline is not None and event.registration_deadline < now:
+        return "The registration deadline has passed"
+    return None
+
+
+async def register_for_event(
+    session: AsyncSession, *, user: User, event_id: uuid.UUID
+) -> tuple[Registration, int | None]:
+    """A seat when one is free, else the end of the waitlist; decided under the event's lock."""
+    event = await get_visible_event(session, event_id, viewer=user, lock=True)
+    reason = _not_open_reason(event)
+    if reason is not None:
+        raise EventNotOpen(reason=reason)
+    existing = await session.scalar(
+        select(col(Registration.id)).where(
+            col(Registration.event_id) == event.id,
+            col(Registration.user_id) == user.id,
+            col(Registration.status).in_(ACTIVE_REGISTRATION),
+        )
+    )
+    if existing is not None:
+        raise AlreadyRegistered()
+    if event.capacity is None or event.registered_count < event.capacity:
+        status = RegistrationStatus.CONFIRMED
+        event.registered_count += 1
+        position = None
+    else:
+        status = RegistrationStatus.WAITLISTED
+        event.waitlist_count += 1
+        position = event.waitlist_count
+    registration = Registration(event_id=event.id, user_id=user.id, status=status)
+    try:
+        async with session.begin_nested():
+            session.add_all([event, registration])
+    except IntegrityError as error:  # the partial unique index: one live registration each
+        raise AlreadyRegistered() from error
+    await notify(
+        session,
+        user,
+        NotificationKind.REGISTRATION_CONFIRMED,
+        event=event_summary(event),
+        waitlist_position=position,
+    )
+    return registration, position
+
+
+async def _promote(session: AsyncSession, event: Event) -> None:
+    """Fill free seats from the head of the waitlist (the event is locked by the caller)."""
+    if event.status is not EventStatus.PUBLISHED or not event.waitlist_count:
+        return
+    free = None if event.capacity is None else event.capacity - event.registered_count
+    if free is not None and free <= 0:
+        return
+    promoted = (
+        await session.scalars(
+            select(Registration)
+            .where(
+                col(Registration.event_id) == event.id,
+                col(Registration.status) == RegistrationStatus.WAITLISTED,
+            )
+            .order_by(col(Registration.seq).asc())
+            .limit(free)
+        )
+    ).all()
+    if not promoted:
+        return
+    now = clock.now()
+    for registration in promoted:
+        registration.status = RegistrationStatus.CONFIRMED
+        registration.promoted_at = now
+    event.registered_count += len(promoted)
+    event.waitlist_count -= len(promoted)
+    session.add_all([event, *promoted])
+    await session.flush()
+    users = await session.scalars(
+        select(User).where(col(User.id).in_([r.user_id for r in promoted]))
+    )
+    await notify_all(
+        session, users.all(), NotificationKind.WAITLIST_PROMOTED, event=event_summary(event)
+    )
+
+
+async def _release(session: AsyncSession, event: Event, registration: Registration) -> None:
+    """Cancel one live registration of a locked event, and move the line up."""
+    if registration.status is RegistrationStatus.CONFIRMED:
+        event.registered_count -= 1
+    else:
+        event.waitlist_count -= 1
+    registration.status = RegistrationStatus.CANCELLED
+    registration.cancelled_at = clock.now()
+    session.add_all([event, registration])
+    await session.flush()
+    await _promote(session, event)
+
+
+async def unregister_from_event(session: AsyncSession, *, user: User, event_id: uuid.UUID) -> None:
+    event = await get_visible_event(session, event_id, viewer=user, lock=True)
+    registration = await session.scalar(
+        select(Registration).where(
+            col(Registration.event_id) == event.id,
+            col(Registration.user_id) == user.id,
+            col(Registration.status).in_(ACTIVE_REGISTRATION),
+        )
+    )
+    if registration is None:
+        raise RegistrationNotFound()
+    await _release(session, event, registration)
+
+
+async def release_user_registrations(session: AsyncSession, *, user: User) -> None:
+    """Before an account goes: give up its seats and places in line, as unregistering does."""
+    event_ids = (
+        await session.scalars(
+            select(col(Registration.event_id))
+            .where(
+                col(Registration.user_id) == user.id,
+                col(Registration.status).in_(ACTIVE_REGISTRATION),
+            )
+            .order_by(col(Registration.event_id))  # one lock order: no deadlock with others
+        )
+    ).all()
+    for event_id in event_ids:
+        event = await session.scalar(
+            select(Event)
+            .where(col(Event.id) == event_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        registration = await session.scalar(
+            select(Registration).where(
+                col(Registration.event_id) == event_id,
+                col(Registration.user_id) == user.id,
+                col(Registration.status).in_(ACTIVE_REGISTRATION),
+            )
+        )
+        if event is not None and registration is not None:
+            await _release(session, event, registration)
+
+
+async def check_in(
+    session: AsyncSession, *, event: Event, registration_id: uuid.UUID
+) -> Registration:
+    registration = await session.scalar(
+        select(Registration)
+        .where(col(Registration.id) == registration_id, col(Registration.event_id) == event.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if registration is None:
+        raise RegistrationNotFound()
+    if registration.status is not RegistrationStatus.CONFIRMED:
+        raise NotConfirmed(reason=f"The registration is {registration.status}")
+    if registration.checked_in_at is not None:
+        raise AlreadyCheckedIn(
+            reason="Already checked in", checked_in_at=registration.checked_in_at.isoformat()
+        )
+    registration.checked_in_at = clock.now()
+    session.add(registration)
+    await session.flush()
+    return registration
+
+
+def _positions(*conditions: Any) -> Any:
+    """Each waitlisted registration's place in its event's line."""
+    return (
+        select(
+            col(Registration.id).label("id"),
+            func.row_number()
+            .over(partition_by=col(Registration.event_id), order_by=col(Registration.seq))
+            .label("position"),
+        )
+        .where(col(Registration.status) == RegistrationStatus.WAITLISTED, *conditions)
+        .subquery()
+    )
+
+
+def attendees_query(event: Event, status: RegistrationStatus | None) -> Select[Any]:
+    """Confirmed first, then the waitlist in order; live registrations unless `status` says."""
+    positions = _positions(col(Registration.event_id) == event.id)
+    statement = (
+        select(Registration, User, positions.c.position)
+        .join(User, col(User.id) == col(Registration.user_id))
+        .outerjoin(positions, positions.c.id == col(Registration.id))
+        .where(col(Registration.event_id) == event.id)
+    )
+    if status is None:
+        statement = statement.where(col(Registration.status).in_(ACTIVE_REGISTRATION))
+    else:
+        statement = statement.where(col(Registration.status) == status)
+    return statement.order_by(col(Registration.status), col(Registration.seq))
+
+
+async def list_attendees(
+    session: AsyncSession,
+    *,
+    event: Event,
+    params: PageParams,
+    status: RegistrationStatus | None = None,
+) -> tuple[Sequence[Any], int]:
+    return await paginate_rows(session, attendees_query(event, status), params)
+
+
+async def all_attendees(
+    session: AsyncSession, *, event: Event, status: RegistrationStatus | None = None
+) -> Sequence[Any]:
+    return (await session.execute(attendees_query(event, status))).all()
+
+
+async def list_user_registrations(
+    session: AsyncSession, *, user: User, params: PageParams
+) -> tuple[Sequence[Any], int]:
+    """The user's registrations, newest first, each with its event and place in line."""
+    own_events = select(col(Registration.event_id)).where(col(Registration.user_id) == user.id)
+    positions = _positions(col(Registration.event_id).in_(own_events))
+    statement = (
+        select(Registration, Event, positions.c.position)
+        .join(Event, col(Event.id) == col(Registration.event_id))
+        .outerjoin(positions, positions.c.id == col(Registration.id))
+        .where(col(Registration.user_id) == user.id)
+        .order_by(col(Registration.created_at).desc(), col(Registration.seq).desc())
+    )
+    return await paginate_rows(session, statement, params)
