@@ -97,6 +97,37 @@ def create_admin(
     console.print(f"[green]{verb} admin {user.email} ({user.id}).[/green]")
 
 
+@app.command("seed-demo")
+def seed_demo(
+    users: Annotated[int, typer.Option(min=0, help="Verified users to add")] = 40,
+    managers: Annotated[int, typer.Option(min=0, help="Managers to add")] = 5,
+    events: Annotated[int, typer.Option(min=0, help="Events to add")] = 30,
+    seed: Annotated[int, typer.Option(help="Random seed of the fake data")] = 42,
+) -> None:
+    """Add fake users, events and registrations for a demo (run `migrate` first)."""
+    from sqlalchemy.exc import ProgrammingError
+
+    from api.db import dispose_engine
+    from api.demo import SeedSummary, seed_database, summary_table
+
+    async def run() -> SeedSummary:
+        try:
+            return await seed_database(users=users, managers=managers, events=events, seed=seed)
+        finally:
+            await dispose_engine()
+
+    try:
+        summary = asyncio.run(run())
+    except ProgrammingError as e:
+        console.print(f"[red]Seeding failed (has `event-manager migrate` run?): {e.orig}[/red]")
+        raise typer.Exit(code=1) from e
+    console.print(summary_table(summary))
+    console.print(
+        f"[green]Log in as {summary.admin_email} or any demo user with the password "
+        f"{summary.password}[/green]"
+    )
+
+
 @app.command()
 def worker() -> None:
     """Run the durable job worker (mail delivery, cleanup) until SIGINT/SIGTERM."""

@@ -1,5 +1,6 @@
 """`make bench`: throughput and latency of the service next to a raw Starlette+asyncpg ceiling,
-and REL-2 (a cheap endpoint's latency while 30 logins hash passwords).
+and REL-2 (a cheap endpoint's latency while 30 logins hash passwords). The event listing runs
+over BENCH_EVENTS (100,000) events.
 
 Uses its own throwaway database (TEST_DATABASE_URL's server, or an embedded one) and prints
 figures; it asserts nothing, so it never makes CI flaky. Load comes from wrk when it is
@@ -28,6 +29,7 @@ from api.users.passwords import ThreadedPasswordHelper
 from tests.support import ROOT, TestDatabaseServer, run_server
 
 USERS = 200
+EVENTS = int(os.environ.get("BENCH_EVENTS", "100000"))
 BENCH_SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 PASSWORD = "a perfectly fine passphrase"
 console = Console()
@@ -92,6 +94,22 @@ async def seed(dsn: str) -> tuple[list[str], list[str]]:
             "INSERT INTO accesstoken (token, user_id, created_at) VALUES ($1, $2, now())",
             [(hash_token(t), i) for t, i in zip(tokens, ids, strict=True)],
         )
+        # EVENTS events over the next year, a third of them PUBLISHED, as in a busy deployment.
+        await connection.execute(
+            "INSERT INTO event (id, title, description, event_type, starts_at, ends_at, timezone,"
+            " location, capacity, tags, status, created_by, registered_count, waitlist_count,"
+            " created_at, updated_at, published_at)"
+            " SELECT gen_random_uuid(), 'Bench event ' || n, 'Talks and networking, part ' || n,"
+            " (ARRAY['COMPANY_TOUR','MOCK_INTERVIEW','GUEST_LECTURE','WORKSHOP','NETWORKING',"
+            "'OTHER'])[1 + n % 6]::event_type, now() + (n || ' minutes')::interval,"
+            " now() + (n || ' minutes')::interval + interval '2 hours', 'UTC', 'Room ' || n % 50,"
+            " 50, ARRAY['tag' || n % 40], (ARRAY['PUBLISHED','PENDING','CANCELLED'])[1 + n % 3]"
+            "::event_status, $1, n % 50, 0, now(), now(), now()"
+            " FROM generate_series(1, $2) AS n",
+            ids[0],
+            EVENTS,
+        )
+        await connection.execute("ANALYZE event")
     finally:
         await connection.close()
     return emails, tokens
@@ -178,9 +196,13 @@ def main() -> None:
         server.stop()
 
 
+def scenarios(token: str) -> tuple[tuple[str, str | None], ...]:
+    return (("/health", None), ("/api/v1/users/me", token), ("/api/v1/events", None))
+
+
 def measure(label: str, base_url: str, tokens: list[str]) -> list[Result]:
     results = []
-    for path, token in (("/health", None), ("/api/v1/users/me", tokens[0])):
+    for path, token in scenarios(tokens[0]):
         name = f"{label}  GET {path}"
         if shutil.which("wrk"):
             results.append(load_wrk(base_url, path, token, seconds=BENCH_SECONDS, name=name))
@@ -202,7 +224,7 @@ def report(results: list[Result], rel2: Result) -> None:
             r.name, str(r.requests), f"{r.rps:,.0f}", f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}"
         )
     console.print(table)
-    for path in ("/health", "/api/v1/users/me"):
+    for path, _ in scenarios(""):
         ceiling = next(r for r in results if r.name == f"ceiling  GET {path}")
         service = next(r for r in results if r.name == f"service  GET {path}")
         console.print(f"GET {path}: service reaches {service.rps / ceiling.rps:.0%} of the ceiling")

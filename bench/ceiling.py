@@ -23,6 +23,21 @@ WHERE t.token = $1 AND t.created_at > now() - interval '60 minutes' AND u.is_act
 """
 
 
+EVENT_COLUMNS = """
+id, title, description, event_type::text AS event_type, starts_at, ends_at, timezone, location,
+online_url, capacity, registration_deadline, requirements, tags, status::text AS status,
+created_by, reviewed_by, review_feedback, cancellation_reason, registered_count, waitlist_count,
+created_at, updated_at, published_at, cancelled_at
+"""
+UPCOMING = "FROM event WHERE status = 'PUBLISHED' AND starts_at >= now()"
+EVENTS_PAGE = f"SELECT {EVENT_COLUMNS} {UPCOMING} ORDER BY starts_at, id LIMIT 20"
+EVENTS_TOTAL = f"SELECT count(*) {UPCOMING}"
+
+
+def _jsonable(value: object) -> object:
+    return value if isinstance(value, bool | int | list | None | str) else str(value)
+
+
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.pool = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=2, max_size=10)
@@ -45,4 +60,20 @@ async def me(request: Request) -> Response:
     return Response(json.dumps(body), media_type="application/json")
 
 
-app = Starlette(routes=[Route("/health", health), Route("/api/v1/users/me", me)], lifespan=lifespan)
+async def events(request: Request) -> Response:
+    """The default event listing: one page of upcoming published events and the total."""
+    async with request.app.state.pool.acquire() as connection:
+        rows = await connection.fetch(EVENTS_PAGE)
+        total = await connection.fetchval(EVENTS_TOTAL)
+    items = [{k: _jsonable(v) for k, v in row.items()} for row in rows]
+    return Response(json.dumps({"items": items, "total": total}), media_type="application/json")
+
+
+app = Starlette(
+    routes=[
+        Route("/health", health),
+        Route("/api/v1/users/me", me),
+        Route("/api/v1/events", events),
+    ],
+    lifespan=lifespan,
+)

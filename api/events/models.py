@@ -14,8 +14,10 @@ from pydantic import (
     AwareDatetime,
     BeforeValidator,
     StringConstraints,
+    ValidationError,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
@@ -81,10 +83,9 @@ def _http_url(value: str) -> str:
 
 def _tags(value: Any) -> Any:
     """Tags compare case-insensitively: stored trimmed, lower-case and without repeats."""
-    if not isinstance(value, list):
-        return value
-    tags = [tag.strip().lower() if isinstance(tag, str) else tag for tag in value]
-    return list(dict.fromkeys(tags))
+    if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
+        return value  # the list[str] check reports it
+    return list(dict.fromkeys(tag.strip().lower() for tag in value))
 
 
 EventTime = Annotated[AwareDatetime, AfterValidator(_in_range)]
@@ -99,6 +100,14 @@ Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_LENGTH)]
 Tags = Annotated[list[Tag], BeforeValidator(_tags), Field(max_length=MAX_TAGS)]
 
 
+def field_error(field: str, value: Any, message: str) -> ValidationError:
+    """A rule across fields, reported on the field at fault (a 422 whose loc names it)."""
+    error = PydanticCustomError("value_error", "Value error, {reason}", {"reason": message})
+    return ValidationError.from_exception_data(
+        "Event", [InitErrorDetails(type=error, loc=(field,), input=value)]
+    )
+
+
 def check_event_fields(
     starts_at: datetime,
     ends_at: datetime,
@@ -108,11 +117,15 @@ def check_event_fields(
 ) -> None:
     """The rules across fields, for a new event and for an edited one alike."""
     if ends_at <= starts_at:
-        raise ValueError("ends_at must be after starts_at")
+        raise field_error("ends_at", ends_at, "ends_at must be after starts_at")
     if location is None and online_url is None:
-        raise ValueError("give a location, an online_url, or both")
+        raise field_error("location", location, "give a location, an online_url, or both")
     if registration_deadline is not None and registration_deadline > starts_at:
-        raise ValueError("registration_deadline must not be after starts_at")
+        raise field_error(
+            "registration_deadline",
+            registration_deadline,
+            "registration_deadline must not be after starts_at",
+        )
 
 
 class EventBase(SQLModel):
@@ -200,7 +213,7 @@ class EventCreate(EventBase):
     @model_validator(mode="after")
     def _check_start(self) -> Self:
         if self.starts_at <= clock.now():
-            raise ValueError("starts_at must be in the future")
+            raise field_error("starts_at", self.starts_at, "starts_at must be in the future")
         return self
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -121,7 +121,7 @@ def can_see_attendees(event: Event, user: User) -> bool:
 def _visible_to(viewer: User | None) -> Any:
     """The SQL form of can_see()."""
     if is_staff(viewer):
-        return True
+        return true()
     published = col(Event.status) == EventStatus.PUBLISHED
     if viewer is None:
         return published
@@ -503,6 +503,8 @@ async def _promote(session: AsyncSession, event: Event) -> None:
     """Fill free seats from the head of the waitlist (the event is locked by the caller)."""
     if event.status is not EventStatus.PUBLISHED or not event.waitlist_count:
         return
+    if event.starts_at <= clock.now():
+        return  # a seat freed once the event has begun is no use to anyone in line
     free = None if event.capacity is None else event.capacity - event.registered_count
     if free is not None and free <= 0:
         return

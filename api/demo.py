@@ -1,0 +1,581 @@
+"""`event-manager seed-demo`: realistic fake users, events and registrations for a demo.
+
+Everything is generated in Python from one seed (Faker and `random`), then written with bulk
+INSERTs in batches: no per-row ORM objects, no notices and no mail. Registrations are simulated
+in arrival order under the service's own rules (a seat while one is free, else the waitlist; a
+cancelled seat goes to the head of the waitlist), inserted in that order so `seq` is FIFO, and
+the counters on each event are the counts of its rows.
+"""
+
+import itertools
+import random
+import re
+import uuid
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from faker import Faker
+from rich.table import Table
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel, col
+
+from api import clock
+from api.db import get_sessionmaker
+from api.events.models import Event, EventStatus, EventType, Registration, RegistrationStatus
+from api.users.models import User, UserRole
+from api.users.passwords import password_helper
+
+DEMO_PASSWORD = "demo-password-123"
+ADMIN_EMAIL = "admin@demo.example"
+EMAIL_DOMAIN = "demo.example"
+BATCH_SIZE = 5_000
+# Events are generated, and written with their registrations, this many at a time.
+EVENT_CHUNK = 2_000
+HORIZON_DAYS = 60
+# The most registrations one event receives: enough to fill the small rooms and show waitlists.
+MAX_APPLICANTS = 30
+# About how many events each demo user signs up for: with many more events than users, only
+# some events draw a crowd (and a big run stays a matter of seconds).
+REGISTRATIONS_PER_USER = 12
+
+STATUS_WEIGHTS = {
+    EventStatus.PUBLISHED: 70,
+    EventStatus.PENDING: 12,
+    EventStatus.REJECTED: 8,
+    EventStatus.CANCELLED: 10,
+}
+TYPE_TAGS = {
+    EventType.COMPANY_TOUR: ("career", "startups", "networking", "cloud"),
+    EventType.MOCK_INTERVIEW: ("interviews", "career", "cv", "backend", "frontend", "data"),
+    EventType.GUEST_LECTURE: ("ai", "cloud", "security", "data", "career"),
+    EventType.WORKSHOP: ("python", "backend", "frontend", "devops", "design", "mobile", "cv"),
+    EventType.NETWORKING: ("networking", "startups", "students", "career"),
+    EventType.OTHER: ("students", "career", "startups", "ai", "networking"),
+}
+TRACKS = (
+    "backend engineering",
+    "frontend engineering",
+    "data science",
+    "product management",
+    "site reliability",
+    "mobile development",
+    "UX design",
+    "machine learning",
+)
+TOPICS = (
+    "Scaling PostgreSQL to millions of users",
+    "What recruiters look for in a junior developer",
+    "Security mistakes we all make",
+    "From academia to industry",
+    "Building accessible web applications",
+    "Large language models in production",
+    "The economics of cloud computing",
+    "Open source as a career path",
+)
+SKILLS = (
+    "Writing a CV that gets read",
+    "Git beyond the basics",
+    "Your first Kubernetes cluster",
+    "Negotiating your first offer",
+    "Testing with pytest",
+    "System design fundamentals",
+    "Personal branding on LinkedIn",
+    "Docker for developers",
+)
+REQUIREMENTS = (
+    "Bring a laptop with Python 3.11 or later installed.",
+    "Student or alumni ID required at the entrance.",
+    "Bring a printed copy of your CV.",
+    "Photo ID required by the host's security desk.",
+    "Basic Git knowledge.",
+)
+FEEDBACK = (
+    "Please add the agenda and the speaker's background.",
+    "The date clashes with the career fair; please move it.",
+    "Say what attendees will learn; the description reads like an advert.",
+    "Please give the exact room or an online link.",
+)
+CANCELLATION_REASONS = (
+    "The speaker fell ill.",
+    "The venue is no longer available.",
+    "Too few registrations.",
+    None,
+)
+TIMEZONES = ("UTC", "Europe/Berlin", "Europe/London", "America/New_York", "Asia/Singapore")
+DURATIONS_MINUTES = (60, 90, 120, 180, 240)
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """What one run added to the database."""
+
+    users: int
+    managers: int
+    admin_email: str
+    admin_created: bool
+    events: dict[EventStatus, int] = field(default_factory=dict)
+    registrations: dict[RegistrationStatus, int] = field(default_factory=dict)
+    password: str = DEMO_PASSWORD
+
+
+@dataclass
+class _Pools:
+    """Faker output drawn once and reused: Faker is far slower than random.choice."""
+
+    companies: list[str]
+    cities: list[str]
+    addresses: list[str]
+    paragraphs: list[str]
+    phrases: list[str]
+    speakers: list[str]
+    first_names: list[str]
+    last_names: list[str]
+    jobs: list[str]
+
+    @classmethod
+    def draw(cls, fake: Faker, size: int = 200) -> "_Pools":
+        return cls(
+            companies=[fake.company() for _ in range(size)],
+            cities=[fake.city() for _ in range(size)],
+            addresses=[f"{fake.street_address()}, {fake.city()}" for _ in range(size)],
+            paragraphs=[fake.paragraph(nb_sentences=4) for _ in range(size)],
+            phrases=[fake.catch_phrase() for _ in range(size)],
+            speakers=[fake.name() for _ in range(size)],
+            first_names=[fake.first_name() for _ in range(2 * size)],
+            last_names=[fake.last_name() for _ in range(2 * size)],
+            jobs=[fake.job() for _ in range(size)],
+        )
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower()) or "user"
+
+
+async def _insert(
+    session: AsyncSession, model: type[SQLModel], rows: Sequence[dict[str, Any]]
+) -> None:
+    # render_nulls: every row in one executemany, rather than one per pattern of NULL columns.
+    statement = insert(model).execution_options(render_nulls=True)
+    for start in range(0, len(rows), BATCH_SIZE):
+        await session.execute(statement, rows[start : start + BATCH_SIZE])
+
+
+def _people(
+    rng: random.Random,
+    pools: _Pools,
+    *,
+    role: UserRole,
+    count: int,
+    first_number: int,
+    run: str,
+    hashed_password: str,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    rows = []
+    for number in range(first_number, first_number + count):
+        first, last = rng.choice(pools.first_names), rng.choice(pools.last_names)
+        handle = f"{_slug(first)}.{_slug(last)}"
+        suffix = f"{run}{number}"
+        created_at = now - timedelta(days=rng.uniform(1, 365))
+        professional = role is UserRole.MANAGER or rng.random() < 0.3
+        bio = (
+            f"{rng.choice(pools.jobs)} at {rng.choice(pools.companies)}."
+            if professional
+            else rng.choice(
+                (
+                    f"Student in {rng.choice(pools.cities)}.",
+                    f"Aspiring {rng.choice(pools.jobs).lower()}.",
+                    f"Career changer, formerly {rng.choice(pools.jobs).lower()}.",
+                    None,
+                )
+            )
+        )
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "email": f"{handle}.{suffix}@{EMAIL_DOMAIN}",
+                "hashed_password": hashed_password,
+                "nickname": f"{_slug(first)[:12]}_{suffix}",
+                "first_name": first,
+                "last_name": last,
+                "bio": bio,
+                "profile_picture_url": None,
+                "linkedin_profile_url": (
+                    f"https://www.linkedin.com/in/{_slug(first)}-{_slug(last)}-{suffix}"
+                    if rng.random() < 0.5
+                    else None
+                ),
+                "github_profile_url": (
+                    f"https://github.com/{(_slug(first) + _slug(last))[:30]}{number}"
+                    if rng.random() < 0.3
+                    else None
+                ),
+                "role": role,
+                "is_active": True,
+                "is_superuser": False,
+                "is_verified": True,
+                "is_professional": professional,
+                "professional_status_updated_at": created_at if professional else None,
+                "last_login_at": (
+                    created_at + (now - created_at) * rng.random() if rng.random() < 0.7 else None
+                ),
+                "failed_login_count": 0,
+                "locked_until": None,
+                "reset_mail_window_start": None,
+                "reset_mail_count": 0,
+                "created_at": created_at,
+                "updated_at": created_at,
+            }
+        )
+    return rows
+
+
+async def _admin(
+    session: AsyncSession, *, run: str, hashed_password: str, now: datetime
+) -> tuple[uuid.UUID, bool]:
+    """The demo admin's id, created unless an account with its email exists."""
+    existing = await session.scalar(
+        select(col(User.id)).where(func.lower(col(User.email)) == ADMIN_EMAIL)
+    )
+    if existing is not None:
+        return existing, False
+    admin_id = uuid.uuid4()
+    row = {
+        "id": admin_id,
+        "email": ADMIN_EMAIL,
+        "hashed_password": hashed_password,
+        "nickname": f"demo_admin_{run}",
+        "first_name": "Demo",
+        "last_name": "Admin",
+        "bio": "Runs this demo.",
+        "role": UserRole.ADMIN,
+        "is_active": True,
+        "is_superuser": True,
+        "is_verified": True,
+        "is_professional": False,
+        "failed_login_count": 0,
+        "reset_mail_count": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    await _insert(session, User, [row])
+    return admin_id, True
+
+
+def _title(rng: random.Random, pools: _Pools, event_type: EventType) -> str:
+    company, city = rng.choice(pools.companies), rng.choice(pools.cities)
+    match event_type:
+        case EventType.COMPANY_TOUR:
+            return f"Company tour: {company}"
+        case EventType.MOCK_INTERVIEW:
+            return f"Mock interviews: {rng.choice(TRACKS)}"
+        case EventType.GUEST_LECTURE:
+            return f"Guest lecture: {rng.choice(TOPICS)}, with {rng.choice(pools.speakers)}"
+        case EventType.WORKSHOP:
+            return f"Workshop: {rng.choice(SKILLS)}"
+        case EventType.NETWORKING:
+            return rng.choice(
+                (
+                    f"Networking evening at {company}",
+                    f"{city} tech meetup",
+                    f"Alumni drinks: {city}",
+                )
+            )
+        case _:
+            return rng.choice(
+                (
+                    f"Career fair {city}",
+                    f"Hackathon: {rng.choice(pools.phrases)}",
+                    f"Open day at {company}",
+                )
+            )
+
+
+def _line(
+    rng: random.Random,
+    *,
+    event_id: uuid.UUID,
+    capacity: int | None,
+    applicants: list[uuid.UUID],
+    opened: datetime,
+    closed: datetime,
+    leavers: float,
+) -> list[dict[str, Any]]:
+    """Registrations for one event, simulated in arrival order under the service's rules.
+
+    Everyone arrives between `opened` and `closed`; afterwards some leave, and each seat they
+    free goes to the head of the waitlist, as DELETE /registrations/me does.
+    """
+    span = (closed - opened).total_seconds()
+    arrivals = sorted(opened + timedelta(seconds=rng.uniform(0, span)) for _ in applicants)
+    rows: list[dict[str, Any]] = []
+    waitlist: deque[dict[str, Any]] = deque()
+    confirmed = 0
+    for user_id, at in zip(applicants, arrivals, strict=True):
+        seat = capacity is None or confirmed < capacity
+        row = {
+            "id": uuid.uuid4(),
+            "event_id": event_id,
+            "user_id": user_id,
+            "status": RegistrationStatus.CONFIRMED if seat else RegistrationStatus.WAITLISTED,
+            "created_at": at,
+            "updated_at": at,
+            "promoted_at": None,
+            "checked_in_at": None,
+            "cancelled_at": None,
+        }
+        rows.append(row)
+        if seat:
+            confirmed += 1
+        else:
+            waitlist.append(row)
+    at = arrivals[-1] if arrivals else opened
+    for row in [r for r in rows if rng.random() < leavers]:
+        at += (closed - at) * rng.uniform(0.05, 0.3)
+        was = row["status"]
+        row.update(status=RegistrationStatus.CANCELLED, cancelled_at=at, updated_at=at)
+        if was is RegistrationStatus.WAITLISTED:
+            waitlist.remove(row)
+        elif waitlist:
+            head = waitlist.popleft()
+            head.update(status=RegistrationStatus.CONFIRMED, promoted_at=at, updated_at=at)
+    return rows
+
+
+def _events(
+    rng: random.Random,
+    pools: _Pools,
+    *,
+    first_index: int,
+    count: int,
+    creators: Sequence[uuid.UUID],
+    reviewers: Sequence[uuid.UUID],
+    attendees: Sequence[uuid.UUID],
+    popular: float,
+    now: datetime,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """`count` events with their registrations, each registration list in arrival order."""
+    types, statuses = list(EventType), list(STATUS_WEIGHTS)
+    cumulative = list(itertools.accumulate(STATUS_WEIGHTS.values()))
+    events: list[dict[str, Any]] = []
+    registrations: list[dict[str, Any]] = []
+    for index in range(first_index, first_index + count):
+        # The first events cover every type and status; the very first shows a waitlist.
+        event_type = types[index] if index < len(types) else rng.choice(types)
+        status = (
+            statuses[index]
+            if index < len(statuses)
+            else rng.choices(statuses, cum_weights=cumulative)[0]
+        )
+        starts_at = (now + timedelta(minutes=rng.randint(180, HORIZON_DAYS * 24 * 60))).replace(
+            second=0, microsecond=0
+        )
+        starts_at -= timedelta(minutes=starts_at.minute % 15)
+        mode = rng.random()
+        address = f"{rng.choice(pools.companies)}, {rng.choice(pools.addresses)}"
+        online = f"https://meet.{EMAIL_DOMAIN}/{rng.getrandbits(48):012x}"
+        roll = rng.random()
+        capacity: int | None
+        if index == 0:
+            capacity = max(1, min(8, len(attendees) // 2))
+        elif roll < 0.15:
+            capacity = None
+        elif roll < 0.5:
+            capacity = rng.randint(5, 12)
+        elif roll < 0.85:
+            capacity = rng.randint(15, 40)
+        else:
+            capacity = rng.randint(50, 150)
+        deadline = starts_at - timedelta(hours=rng.choice((2, 24, 48)))
+        creator = rng.choice(creators)
+        others = [r for r in reviewers if r != creator] or list(reviewers)
+        created_at = now - timedelta(days=rng.uniform(1, 30))
+        event_id = uuid.uuid4()
+        row: dict[str, Any] = {
+            "id": event_id,
+            "title": _title(rng, pools, event_type),
+            "description": rng.choice(pools.paragraphs),
+            "event_type": event_type,
+            "starts_at": starts_at,
+            "ends_at": starts_at + timedelta(minutes=rng.choice(DURATIONS_MINUTES)),
+            "timezone": rng.choice(TIMEZONES),
+            "location": address if mode < 0.75 else None,
+            "online_url": online if mode >= 0.55 else None,
+            "capacity": capacity,
+            "registration_deadline": deadline if rng.random() < 0.3 and deadline > now else None,
+            "requirements": rng.choice(REQUIREMENTS) if rng.random() < 0.3 else None,
+            "tags": rng.sample(TYPE_TAGS[event_type], k=rng.randint(1, 3)),
+            "status": status,
+            "created_by": creator,
+            "reviewed_by": None,
+            "review_feedback": None,
+            "cancellation_reason": None,
+            "registered_count": 0,
+            "waitlist_count": 0,
+            "created_at": created_at,
+            "updated_at": created_at,
+            "published_at": None,
+            "cancelled_at": None,
+        }
+        # Cancelled events: half of them were published (and had registrations) first.
+        was_published = status is EventStatus.PUBLISHED or (
+            status is EventStatus.CANCELLED and rng.random() < 0.5
+        )
+        if status is EventStatus.REJECTED:
+            row.update(reviewed_by=rng.choice(others), review_feedback=rng.choice(FEEDBACK))
+            row["updated_at"] = created_at + (now - created_at) * rng.uniform(0.1, 0.5)
+        if was_published:
+            published_at = created_at + (now - created_at) * rng.uniform(0.05, 0.4)
+            row.update(reviewed_by=rng.choice(others), published_at=published_at)
+            row["updated_at"] = published_at
+        if status is EventStatus.CANCELLED:
+            cancelled_at = row["updated_at"] + (now - row["updated_at"]) * rng.uniform(0.5, 0.95)
+            row.update(
+                cancelled_at=cancelled_at,
+                updated_at=cancelled_at,
+                cancellation_reason=rng.choice(CANCELLATION_REASONS),
+            )
+        if was_published and attendees and (index == 0 or rng.random() < popular):
+            if index == 0:
+                wanted = (capacity or 0) + 3
+            else:
+                wanted = int((capacity or 25) * rng.uniform(0.2, 1.3))
+            applicants = rng.sample(attendees, k=min(wanted, MAX_APPLICANTS, len(attendees)))
+            line = _line(
+                rng,
+                event_id=event_id,
+                capacity=capacity,
+                applicants=applicants,
+                opened=row["published_at"],
+                closed=row["cancelled_at"] or now,
+                leavers=0.0 if row["cancelled_at"] else 0.08,
+            )
+            if row["cancelled_at"]:
+                # Cancelling an event releases every registration (api.events.service).
+                for registration in line:
+                    registration.update(
+                        status=RegistrationStatus.CANCELLED,
+                        cancelled_at=row["cancelled_at"],
+                        updated_at=row["cancelled_at"],
+                    )
+            counts = Counter(r["status"] for r in line)
+            row["registered_count"] = counts[RegistrationStatus.CONFIRMED]
+            row["waitlist_count"] = counts[RegistrationStatus.WAITLISTED]
+            registrations.extend(line)
+        events.append(row)
+    return events, registrations
+
+
+async def seed(
+    session: AsyncSession,
+    *,
+    users: int = 40,
+    managers: int = 5,
+    events: int = 30,
+    seed: int = 42,
+) -> SeedSummary:
+    """Add fake users, managers, the demo admin, events and registrations; flush, never commit.
+
+    Every account is verified and shares DEMO_PASSWORD. Emails and nicknames carry a random
+    run tag, so running again adds more data instead of colliding with the last run.
+    """
+    if min(users, managers, events) < 0:
+        raise ValueError("counts must not be negative")
+    fake = Faker()
+    fake.seed_instance(seed)
+    rng = random.Random(seed)
+    now = clock.now()
+    run = uuid.uuid4().hex[:6]
+    # One hash for every account: hashing is deliberately slow.
+    hashed = await password_helper.hash_async(DEMO_PASSWORD)
+    pools = _Pools.draw(fake)
+    people = _people(
+        rng,
+        pools,
+        role=UserRole.AUTHENTICATED,
+        count=users,
+        first_number=1,
+        run=run,
+        hashed_password=hashed,
+        now=now,
+    )
+    staff = _people(
+        rng,
+        pools,
+        role=UserRole.MANAGER,
+        count=managers,
+        first_number=users + 1,
+        run=run,
+        hashed_password=hashed,
+        now=now,
+    )
+    admin_id, admin_created = await _admin(session, run=run, hashed_password=hashed, now=now)
+    await _insert(session, User, people + staff)
+
+    staff_ids = [row["id"] for row in staff]
+    creators = staff_ids or [admin_id]
+    reviewers = [*staff_ids, admin_id]
+    attendees = [row["id"] for row in people]
+    # The share of the (about 80% once) published events that get registrations, about 15 each,
+    # so that a demo user signs up for about REGISTRATIONS_PER_USER events.
+    popular = min(1.0, users * REGISTRATIONS_PER_USER / max(1.0, events * 0.8 * 15))
+    event_counts: Counter[EventStatus] = Counter()
+    registration_counts: Counter[RegistrationStatus] = Counter()
+    for first in range(0, events, EVENT_CHUNK):
+        event_rows, registration_rows = _events(
+            rng,
+            pools,
+            first_index=first,
+            count=min(EVENT_CHUNK, events - first),
+            creators=creators,
+            reviewers=reviewers,
+            attendees=attendees,
+            popular=popular,
+            now=now,
+        )
+        await _insert(session, Event, event_rows)
+        # In arrival order: the identity column numbers each line first come, first served.
+        registration_rows.sort(key=lambda r: r["created_at"])
+        await _insert(session, Registration, registration_rows)
+        event_counts.update(r["status"] for r in event_rows)
+        registration_counts.update(r["status"] for r in registration_rows)
+    await session.flush()
+    return SeedSummary(
+        users=users,
+        managers=managers,
+        admin_email=ADMIN_EMAIL,
+        admin_created=admin_created,
+        events={status: event_counts[status] for status in EventStatus},
+        registrations={status: registration_counts[status] for status in RegistrationStatus},
+    )
+
+
+# seed_database's `seed` parameter hides the function of that name.
+_seed = seed
+
+
+async def seed_database(*, users: int, managers: int, events: int, seed: int) -> SeedSummary:
+    """seed() in one transaction on the configured database (the CLI's entry point)."""
+    async with get_sessionmaker()() as session, session.begin():
+        return await _seed(session, users=users, managers=managers, events=events, seed=seed)
+
+
+def summary_table(summary: SeedSummary) -> Table:
+    table = Table(title="Demo data added", show_header=True)
+    table.add_column("What")
+    table.add_column("Count / value", justify="right")
+    table.add_row("Users (verified)", str(summary.users))
+    table.add_row("Managers", str(summary.managers))
+    table.add_row(
+        "Admin", f"{summary.admin_email} ({'created' if summary.admin_created else 'existing'})"
+    )
+    for status, count in summary.events.items():
+        table.add_row(f"Events {status.value}", str(count))
+    for reg_status, count in summary.registrations.items():
+        table.add_row(f"Registrations {reg_status.value}", str(count))
+    table.add_row("Password of the new accounts", summary.password)
+    return table
