@@ -4,9 +4,11 @@ import csv
 import io
 import uuid
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+from api.config import settings
 from api.db import SessionDep
 from api.errors import Forbidden, Unauthorized, error_responses
 from api.events import service as event_service
@@ -245,7 +247,9 @@ async def cancel_event(
 async def get_event_calendar(event: EventDep, request: Request) -> Response:
     """The event as an RFC 5545 calendar file, to import into any calendar."""
     event_url = str(request.url_for("get_event", event_id=event.id))
-    body = event_calendar(event, event_url=event_url, domain=request.url.hostname or "localhost")
+    # The UID must not depend on the address the file was fetched from: calendars dedupe by it.
+    domain = urlsplit(settings.PUBLIC_BASE_URL).hostname or "localhost"
+    body = event_calendar(event, event_url=event_url, domain=domain)
     return Response(
         body,
         media_type="text/calendar",
