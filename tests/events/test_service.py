@@ -3,6 +3,7 @@ database constraints that make an overbooked event or a double registration impo
 
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+import api.clock
 from api.audit.models import AuditAction, AuditLog
 from api.events import service as event_service
 from api.events.models import Event, EventStatus, Registration, RegistrationStatus
@@ -197,4 +199,45 @@ class TestConstraints:
         assert await registration_statuses(session, event.id) == [
             RegistrationStatus.CANCELLED,
             RegistrationStatus.CONFIRMED,
+        ]
+
+
+class TestPromotion:
+    async def test_no_promotion_once_the_event_has_begun(
+        self, session, manager, monkeypatch: pytest.MonkeyPatch
+    ):
+        event = await create_event(session, owner=manager, capacity=1)
+        first, second = await create_user(session), await create_user(session)
+        await register(session, event, first)
+        await register(session, event, second)
+        started = event.starts_at + timedelta(minutes=5)
+        monkeypatch.setattr(api.clock, "now", lambda: started)
+
+        await event_service.unregister_from_event(session, user=first, event_id=event.id)
+
+        saved = await db_event(session, event.id)
+        assert (saved.registered_count, saved.waitlist_count) == (0, 1)
+        assert await registration_statuses(session, event.id) == [
+            RegistrationStatus.CANCELLED,
+            RegistrationStatus.WAITLISTED,
+        ]
+        assert await queued_mail(session) == []
+
+    async def test_a_freed_seat_goes_to_the_head_of_the_line(self, session, manager):
+        event = await create_event(session, owner=manager, capacity=1)
+        users = [await create_user(session) for _ in range(3)]
+        for user in users:
+            await register(session, event, user)
+
+        await event_service.unregister_from_event(session, user=users[0], event_id=event.id)
+
+        saved = await db_event(session, event.id)
+        assert (saved.registered_count, saved.waitlist_count) == (1, 1)
+        assert await registration_statuses(session, event.id) == [
+            RegistrationStatus.CANCELLED,
+            RegistrationStatus.CONFIRMED,
+            RegistrationStatus.WAITLISTED,
+        ]
+        assert [(m.to, m.subject) for m in await queued_mail(session)] == [
+            (users[1].email, f"You have a seat: {event.title}")
         ]
