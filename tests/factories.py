@@ -175,3 +175,19 @@ async def register(
     session.add_all([event, registration])
     await session.flush()
     return registration
+
+
+async def delete_mail_to(session: AsyncSession, prefix: str) -> None:
+    """Delete the committed mail jobs (and their log rows) addressed to emails under `prefix`."""
+    jobs = await session.execute(
+        text(
+            "DELETE FROM pgqueuer WHERE entrypoint = :entrypoint"
+            " AND lower(convert_from(payload, 'UTF8')::jsonb ->> 'to') LIKE :pattern"
+            " RETURNING id"
+        ),
+        {"entrypoint": SEND_EMAIL, "pattern": f"{prefix}%"},
+    )
+    job_ids = [job_id for (job_id,) in jobs]
+    await session.execute(
+        text("DELETE FROM pgqueuer_log WHERE job_id = ANY(:ids)"), {"ids": job_ids}
+    )

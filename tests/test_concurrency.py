@@ -23,7 +23,7 @@ from sqlmodel import col
 from api import clock
 from api.mail.service import SEND_EMAIL, SUBJECTS, OutgoingMail
 from api.users.models import User, UserRole
-from tests.factories import DEFAULT_PASSWORD, create_user
+from tests.factories import DEFAULT_PASSWORD, create_user, delete_mail_to
 from tests.support import ServerProcess, run_server
 
 MAX_LOGIN_ATTEMPTS = 5
@@ -66,18 +66,7 @@ async def prefix(engine: AsyncEngine) -> AsyncIterator[str]:
     value = f"conc-{uuid.uuid4().hex[:10]}-"
     yield value
     async with AsyncSession(engine) as session:
-        jobs = await session.execute(
-            text(
-                "DELETE FROM pgqueuer WHERE entrypoint = :entrypoint"
-                " AND lower(convert_from(payload, 'UTF8')::jsonb ->> 'to') LIKE :pattern"
-                " RETURNING id"
-            ),
-            {"entrypoint": SEND_EMAIL, "pattern": f"{value}%"},
-        )
-        job_ids = [job_id for (job_id,) in jobs]
-        await session.execute(
-            text("DELETE FROM pgqueuer_log WHERE job_id = ANY(:ids)"), {"ids": job_ids}
-        )
+        await delete_mail_to(session, value)
         await session.execute(delete(User).where(func.lower(User.email).like(f"{value}%")))
         await session.commit()
 

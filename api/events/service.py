@@ -13,8 +13,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import Select, func, or_, select, true, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Select, func, or_, select, text, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -458,37 +458,69 @@ def _not_open_reason(event: Event) -> str | None:
     return None
 
 
-async def register_for_event(
-    session: AsyncSession, *, user: User, event_id: uuid.UUID
-) -> tuple[Registration, int | None]:
-    """A seat when one is free, else the end of the waitlist; decided under the event's lock."""
-    event = await get_visible_event(session, event_id, viewer=user, lock=True)
-    reason = _not_open_reason(event)
-    if reason is not None:
-        raise EventNotOpen(reason=reason)
-    existing = await session.scalar(
-        select(col(Registration.id)).where(
-            col(Registration.event_id) == event.id,
-            col(Registration.user_id) == user.id,
+async def _live_registration(
+    session: AsyncSession, event_id: uuid.UUID, user_id: uuid.UUID
+) -> Registration | None:
+    result = await session.scalars(
+        select(Registration).where(
+            col(Registration.event_id) == event_id,
+            col(Registration.user_id) == user_id,
             col(Registration.status).in_(ACTIVE_REGISTRATION),
         )
     )
-    if existing is not None:
+    return result.first()
+
+
+def _ensure_open(event: Event) -> None:
+    reason = _not_open_reason(event)
+    if reason is not None:
+        raise EventNotOpen(reason=reason)
+
+
+async def register_for_event(
+    session: AsyncSession, *, user: User, event_id: uuid.UUID
+) -> tuple[Registration, int | None]:
+    """A seat when one is free, else the end of the waitlist; decided under the event's lock.
+
+    The lock serialises every registration of a popular event, so it is taken only after the
+    checks that need none, and held for a few statements: re-check, insert, counters, notice.
+    """
+    event = await get_visible_event(session, event_id, viewer=user)
+    _ensure_open(event)
+    if await _live_registration(session, event.id, user.id) is not None:
         raise AlreadyRegistered()
-    if event.capacity is None or event.registered_count < event.capacity:
-        status = RegistrationStatus.CONFIRMED
+    await _lock(session, event)
+    _ensure_open(event)  # cancelled, or closed, while we waited for the lock
+    confirmed = event.capacity is None or event.registered_count < event.capacity
+    now = clock.now()
+    registration = await session.scalar(
+        pg_insert(Registration)
+        .values(
+            id=uuid.uuid4(),
+            event_id=event.id,
+            user_id=user.id,
+            status=RegistrationStatus.CONFIRMED if confirmed else RegistrationStatus.WAITLISTED,
+            created_at=now,
+            updated_at=now,
+        )
+        # The partial unique index: a parallel request of the same user got there first.
+        .on_conflict_do_nothing(
+            index_elements=["event_id", "user_id"],
+            # Literal, as in the index: a bound parameter cannot prove the predicate in the
+            # generic plan of a prepared statement.
+            index_where=text("status <> 'CANCELLED'"),
+        )
+        .returning(Registration)
+    )
+    if registration is None:
+        raise AlreadyRegistered()
+    position = None
+    if confirmed:
         event.registered_count += 1
-        position = None
     else:
-        status = RegistrationStatus.WAITLISTED
         event.waitlist_count += 1
         position = event.waitlist_count
-    registration = Registration(event_id=event.id, user_id=user.id, status=status)
-    try:
-        async with session.begin_nested():
-            session.add_all([event, registration])
-    except IntegrityError as error:  # the partial unique index: one live registration each
-        raise AlreadyRegistered() from error
+    session.add(event)
     await notify(
         session,
         user,
@@ -508,9 +540,10 @@ async def _promote(session: AsyncSession, event: Event) -> None:
     free = None if event.capacity is None else event.capacity - event.registered_count
     if free is not None and free <= 0:
         return
-    promoted = (
-        await session.scalars(
-            select(Registration)
+    rows = (
+        await session.execute(
+            select(Registration, User)
+            .join(User, col(User.id) == col(Registration.user_id))
             .where(
                 col(Registration.event_id) == event.id,
                 col(Registration.status) == RegistrationStatus.WAITLISTED,
@@ -519,21 +552,21 @@ async def _promote(session: AsyncSession, event: Event) -> None:
             .limit(free)
         )
     ).all()
-    if not promoted:
+    if not rows:
         return
     now = clock.now()
-    for registration in promoted:
+    for registration, _ in rows:
         registration.status = RegistrationStatus.CONFIRMED
         registration.promoted_at = now
-    event.registered_count += len(promoted)
-    event.waitlist_count -= len(promoted)
-    session.add_all([event, *promoted])
-    await session.flush()
-    users = await session.scalars(
-        select(User).where(col(User.id).in_([r.user_id for r in promoted]))
-    )
+        session.add(registration)
+    event.registered_count += len(rows)
+    event.waitlist_count -= len(rows)
+    session.add(event)
     await notify_all(
-        session, users.all(), NotificationKind.WAITLIST_PROMOTED, event=event_summary(event)
+        session,
+        [user for _, user in rows],
+        NotificationKind.WAITLIST_PROMOTED,
+        event=event_summary(event),
     )
 
 

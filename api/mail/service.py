@@ -73,11 +73,12 @@ def render(template: str, to: str, **context: Any) -> OutgoingMail:
 
 async def queries_for(session: AsyncSession) -> Queries:
     """pgqueuer queries on the session's own connection, inside its transaction."""
-    # SQLAlchemy begins lazily: run one statement so the enqueue cannot run in autocommit.
-    await session.execute(text("SELECT 1"))
     connection = await session.connection()
     raw = (await connection.get_raw_connection()).driver_connection
     assert raw is not None
+    if not raw.is_in_transaction():
+        # SQLAlchemy begins lazily: run one statement so the enqueue cannot run in autocommit.
+        await session.execute(text("SELECT 1"))
     assert raw.is_in_transaction()
     return Queries(AsyncpgDriver(raw))
 
