@@ -128,6 +128,12 @@ def check_event_fields(
         )
 
 
+def check_start_in_future(starts_at: datetime) -> None:
+    """New events, and edits that move an event, must start in the future."""
+    if starts_at <= clock.now():
+        raise field_error("starts_at", starts_at, "starts_at must be in the future")
+
+
 class EventBase(SQLModel):
     title: Title = Field(max_length=200)
     description: Description = Field(default="", max_length=10_000)
@@ -212,8 +218,7 @@ class EventCreate(EventBase):
 
     @model_validator(mode="after")
     def _check_start(self) -> Self:
-        if self.starts_at <= clock.now():
-            raise field_error("starts_at", self.starts_at, "starts_at must be in the future")
+        check_start_in_future(self.starts_at)
         return self
 
 

@@ -34,6 +34,7 @@ from api.events.models import (
     EventUpdate,
     Registration,
     RegistrationStatus,
+    check_start_in_future,
 )
 from api.notifications.models import NotificationKind
 from api.notifications.service import notify, notify_all
@@ -277,19 +278,10 @@ def _merged(event: Event, changes: dict[str, Any]) -> EventBase:
     current = EventBase.model_validate(event).model_dump()
     try:
         merged = EventBase.model_validate({**current, **changes})
+        if "starts_at" in changes:
+            check_start_in_future(merged.starts_at)
     except ValidationError as error:
         raise invalid_body(error.errors(include_url=False)) from error
-    if "starts_at" in changes and merged.starts_at <= clock.now():
-        raise invalid_body(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("starts_at",),
-                    "msg": "Value error, starts_at must be in the future",
-                    "input": changes["starts_at"],
-                }
-            ]
-        )
     return merged
 
 
