@@ -119,7 +119,9 @@ def client_for(server: ServerProcess, connections: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=server.base_url,
         timeout=2 * DB_TIMEOUT_SECONDS + 30,
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        # No keep-alive: after a long race uvicorn closes idle connections (5 s), and a follow-up
+        # request reusing one as it closes fails with "Server disconnected".
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=0),
     )
 
 
