@@ -14,11 +14,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import embedded, ratelimit
+from api.admin import router as admin_router
+from api.audit import router as audit_router
 from api.config import settings
 from api.db import dispose_engine, get_engine
 from api.errors import RETRY_AFTER_SECONDS, UnhandledErrorMiddleware, register_error_handlers
 from api.events import router as events_router
 from api.logging import RequestIdMiddleware, configure_logging
+from api.notifications import router as notifications_router
 from api.users import pages
 from api.users import router as users_router
 from api.users.auth import auth_backend, fastapi_users
@@ -118,6 +121,10 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     app.include_router(events_router.me_router, prefix=API_PREFIX)
     app.include_router(users_router.profiles_router, prefix=API_PREFIX)
     app.include_router(events_router.router, prefix=API_PREFIX)
+    app.include_router(notifications_router.preferences_router, prefix=API_PREFIX)
+    app.include_router(notifications_router.router, prefix=API_PREFIX)
+    app.include_router(audit_router.router, prefix=API_PREFIX)
+    app.include_router(admin_router.router, prefix=API_PREFIX)
     app.include_router(pages.router)
 
     @app.get("/health", tags=["operations"])

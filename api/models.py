@@ -2,6 +2,15 @@
 
 from api.audit.models import AuditLog
 from api.events.models import Event, Registration
+from api.notifications.models import Notification, NotificationPreference
 from api.users.models import AccessToken, User
 
-__all__ = ["AccessToken", "AuditLog", "Event", "Registration", "User"]
+__all__ = [
+    "AccessToken",
+    "AuditLog",
+    "Event",
+    "Notification",
+    "NotificationPreference",
+    "Registration",
+    "User",
+]

@@ -19,6 +19,7 @@ from sqlmodel import col
 from api import clock
 from api.config import settings
 from api.db import get_database_url, get_sessionmaker
+from api.events import service as event_service
 from api.mail import sender
 from api.mail.service import SEND_EMAIL, OutgoingMail, queries_for
 from api.users.models import AccessToken
@@ -26,6 +27,7 @@ from api.users.models import AccessToken
 log = structlog.get_logger(__name__)
 
 CLEANUP_TOKENS = "cleanup_access_tokens"
+SEND_REMINDERS = "send_event_reminders"
 
 
 def asyncpg_dsn(url: str | None = None) -> str:
@@ -55,11 +57,19 @@ async def cleanup_access_tokens(_: Job) -> None:
         await session.execute(delete(AccessToken).where(col(AccessToken.created_at) < cutoff))
 
 
+async def send_event_reminders(_: Job) -> None:
+    async with get_sessionmaker()() as session, session.begin():
+        await event_service.send_due_reminders(session)
+
+
 def build_queue(connection: asyncpg.Connection) -> PgQueuer:
     pgq = PgQueuer(AsyncpgDriver(connection))
     pgq.entrypoint(SEND_EMAIL, on_failure="hold", executor_factory=retrying_executor)(deliver_mail)
     pgq.entrypoint(CLEANUP_TOKENS, on_failure="hold", executor_factory=retrying_executor)(
         cleanup_access_tokens
+    )
+    pgq.entrypoint(SEND_REMINDERS, on_failure="hold", executor_factory=retrying_executor)(
+        send_event_reminders
     )
 
     @pgq.schedule("enqueue_token_cleanup", "17 * * * *")
@@ -68,6 +78,12 @@ def build_queue(connection: asyncpg.Connection) -> PgQueuer:
         async with get_sessionmaker()() as session, session.begin():
             queries = await queries_for(session)
             await queries.enqueue(CLEANUP_TOKENS, None)
+
+    @pgq.schedule("enqueue_event_reminders", "*/5 * * * *")
+    async def enqueue_event_reminders(_: Schedule) -> None:
+        async with get_sessionmaker()() as session, session.begin():
+            queries = await queries_for(session)
+            await queries.enqueue(SEND_REMINDERS, None)
 
     return pgq
 

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.events.models import EventStatus
+from api.notifications.models import Notification, NotificationKind
 from api.users.models import User, UserRole
 from tests.factories import (
     DEFAULT_PASSWORD,
@@ -249,6 +250,57 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
         MANAGER: 200,
         ADMIN: 200,
     },
+    # Notifications, audit log and administration.
+    ("GET", "/api/v1/notifications"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 200,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    # On a notification of the caller's own.
+    ("POST", "/api/v1/notifications/{notification_id}/read"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 200,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("POST", "/api/v1/notifications/read-all"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 204,
+        USER: 204,
+        MANAGER: 204,
+        ADMIN: 204,
+    },
+    ("GET", "/api/v1/users/me/notification-preferences"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 200,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("PATCH", "/api/v1/users/me/notification-preferences"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 200,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("GET", "/api/v1/audit-log"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 403,
+        ADMIN: 200,
+    },
+    ("GET", "/api/v1/admin/stats"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 403,
+        ADMIN: 200,
+    },
 }
 
 # The status an event operation needs; the rest act on a PUBLISHED event.
@@ -276,6 +328,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/events/{event_id}"): {"title": "Access control"},
     ("POST", "/api/v1/events/{event_id}/reject"): {"feedback": "Access control"},
     ("POST", "/api/v1/events/{event_id}/cancel"): {"reason": "Access control"},
+    ("PATCH", "/api/v1/users/me/notification-preferences"): {"EVENT_APPROVED": {"email": False}},
 }
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
@@ -284,7 +337,16 @@ LEAKING_KEYS = ("hashed_password", "failed_login_count", "locked_until", "reset_
 
 def in_scope(path: str) -> bool:
     return (
-        path.startswith(("/api/v1/users", "/api/v1/profiles", "/api/v1/events"))
+        path.startswith(
+            (
+                "/api/v1/users",
+                "/api/v1/profiles",
+                "/api/v1/events",
+                "/api/v1/notifications",
+                "/api/v1/audit-log",
+                "/api/v1/admin",
+            )
+        )
         or path == "/api/v1/auth/logout"
     )
 
@@ -372,11 +434,19 @@ async def target_path(
     template = operation[1]
     if unknown:
         path = template.replace("{nickname}", f"nobody_{uuid.uuid4().hex}")
-        for name in ("{user_id}", "{event_id}", "{registration_id}"):
+        for name in ("{user_id}", "{event_id}", "{registration_id}", "{notification_id}"):
             path = path.replace(name, str(uuid.uuid4()))
         return path
     if "{event_id}" in template:
         return await event_path(session, run, operation, actor)
+    if "{notification_id}" in template:
+        owner = actor.id if actor else (await new_account(session, run, UserRole.AUTHENTICATED)).id
+        notification = Notification(
+            user_id=owner, kind=NotificationKind.ROLE_CHANGED, title="Access", body="control"
+        )
+        session.add(notification)
+        await session.flush()
+        return template.replace("{notification_id}", str(notification.id))
     if "{" not in template:
         return template
     target = await new_account(session, run, UserRole.AUTHENTICATED)

@@ -1,13 +1,17 @@
 """Writing audit entries; always inside the caller's transaction."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from api.audit.models import AuditAction, AuditLog
+from api.pagination import PageParams, paginate
 
 
 def _jsonable(value: Any) -> Any:
@@ -43,3 +47,28 @@ async def record(
     session.add(entry)
     await session.flush()
     return entry
+
+
+async def list_entries(
+    session: AsyncSession,
+    *,
+    params: PageParams,
+    actor_id: uuid.UUID | None = None,
+    target_id: uuid.UUID | None = None,
+    action: AuditAction | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[Sequence[AuditLog], int]:
+    statement = select(AuditLog)
+    if actor_id is not None:
+        statement = statement.where(col(AuditLog.actor_id) == actor_id)
+    if target_id is not None:
+        statement = statement.where(col(AuditLog.target_id) == target_id)
+    if action is not None:
+        statement = statement.where(col(AuditLog.action) == action)
+    if since is not None:
+        statement = statement.where(col(AuditLog.at) >= since)
+    if until is not None:
+        statement = statement.where(col(AuditLog.at) < until)
+    ordered = statement.order_by(col(AuditLog.at).desc(), col(AuditLog.id).desc())
+    return await paginate(session, ordered, params)

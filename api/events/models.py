@@ -207,6 +207,8 @@ class Event(EventBase, table=True):
     )
     published_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
     cancelled_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
+    # Set in the transaction that queues the reminders: at most one round per start time.
+    reminder_sent_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
 
     @property
     def spots_left(self) -> int | None:

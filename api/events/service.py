@@ -8,7 +8,7 @@ in arrival order. A CHECK constraint on the row refuses an overbooked event what
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -301,6 +301,8 @@ async def update_event(session: AsyncSession, *, event: Event, event_in: EventUp
             )
     for field in changed:
         setattr(event, field, getattr(merged, field))
+    if "starts_at" in changed:
+        event.reminder_sent_at = None  # a new start time deserves its own reminder
     session.add(event)
     await session.flush()
     if "capacity" in changed:
@@ -434,6 +436,48 @@ async def cancel_event(
         reason=reason,
     )
     return event
+
+
+# --- reminders --------------------------------------------------------------------------------
+
+REMINDER_AHEAD = timedelta(hours=24)
+
+
+async def send_due_reminders(session: AsyncSession) -> int:
+    """Remind confirmed registrants of published events starting within 24 hours; once each.
+
+    The events are locked (SKIP LOCKED: a second worker passes them by) and marked in the same
+    transaction that queues the notices, so a crash before the commit leaves them due again.
+    """
+    now = clock.now()
+    events = (
+        await session.scalars(
+            select(Event)
+            .where(
+                col(Event.status) == EventStatus.PUBLISHED,
+                col(Event.reminder_sent_at).is_(None),
+                col(Event.starts_at) > now,
+                col(Event.starts_at) <= now + REMINDER_AHEAD,
+            )
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for event in events:
+        confirmed = await session.scalars(
+            select(User)
+            .join(Registration, col(Registration.user_id) == col(User.id))
+            .where(
+                col(Registration.event_id) == event.id,
+                col(Registration.status) == RegistrationStatus.CONFIRMED,
+            )
+        )
+        await notify_all(
+            session, confirmed.all(), NotificationKind.EVENT_REMINDER, event=event_summary(event)
+        )
+        event.reminder_sent_at = now
+        session.add(event)
+    await session.flush()
+    return len(events)
 
 
 # --- registrations ----------------------------------------------------------------------------

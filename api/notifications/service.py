@@ -1,16 +1,32 @@
-"""The one place where notices to users are raised.
+"""The one place where notices to users are raised: stored in-app and emailed, as each user chose.
 
-Today every notice is an email through the durable mail queue; in-app storage and per-user
-preferences plug in here without touching the callers.
+Both happen in the caller's transaction: a change and its notices commit together or not at all.
+Verification and password-reset mails are not notices: they go out through api.mail directly,
+whatever the preferences.
 """
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
+from jinja2 import Environment, StrictUndefined
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from api.mail.service import enqueue_mails, render
-from api.notifications.models import NotificationKind
+from api import clock
+from api.errors import NotFound
+from api.mail.service import SUBJECTS, enqueue_mails, render
+from api.notifications.models import (
+    ChannelSettings,
+    ChannelUpdate,
+    Notification,
+    NotificationKind,
+    NotificationPreference,
+)
+from api.pagination import PageParams, paginate
 from api.users.models import User
 
 TEMPLATES = {
@@ -22,21 +38,191 @@ TEMPLATES = {
     NotificationKind.EVENT_REJECTED: "event_rejected",
     NotificationKind.EVENT_UPDATED: "event_updated",
     NotificationKind.EVENT_CANCELLED: "event_cancelled",
+    NotificationKind.EVENT_REMINDER: "event_reminder",
     NotificationKind.REGISTRATION_CONFIRMED: "registration_confirmed",
     NotificationKind.WAITLIST_PROMOTED: "waitlist_promoted",
 }
+
+# The in-app text; the title is the mail's subject.
+_text = Environment(undefined=StrictUndefined, autoescape=False)
+BODIES = {
+    kind: _text.from_string(source)
+    for kind, source in {
+        NotificationKind.EVENT_SUBMITTED: (
+            '"{{ event.title }}" ({{ event.when }}) awaits approval.'
+        ),
+        NotificationKind.EVENT_APPROVED: '"{{ event.title }}" is approved and published.',
+        NotificationKind.EVENT_REJECTED: (
+            '"{{ event.title }}" was not approved. Feedback: {{ feedback }}'
+        ),
+        NotificationKind.EVENT_UPDATED: (
+            '"{{ event.title }}" is now {{ event.when }}, at {{ event.where }}.'
+        ),
+        NotificationKind.EVENT_CANCELLED: (
+            '"{{ event.title }}" ({{ event.when }}) is cancelled.'
+            "{% if reason %} Reason: {{ reason }}{% endif %}"
+        ),
+        NotificationKind.EVENT_REMINDER: (
+            '"{{ event.title }}" starts {{ event.when }}, at {{ event.where }}.'
+        ),
+        NotificationKind.REGISTRATION_CONFIRMED: (
+            "{% if waitlist_position %}You are number {{ waitlist_position }} on the waitlist of "
+            '"{{ event.title }}".{% else %}Your seat at "{{ event.title }}" is confirmed.'
+            "{% endif %}"
+        ),
+        NotificationKind.WAITLIST_PROMOTED: (
+            'A seat freed up: your place at "{{ event.title }}" ({{ event.when }}) is confirmed.'
+        ),
+        NotificationKind.PRO_STATUS_CHANGED: (
+            "Your professional status is now: "
+            '{{ "professional" if is_professional else "not professional" }}.'
+            "{% if reason %} Reason: {{ reason }}{% endif %}"
+        ),
+        NotificationKind.ROLE_CHANGED: (
+            "Your role changed from {{ old_role }} to {{ new_role }}."
+            "{% if reason %} Reason: {{ reason }}{% endif %}"
+        ),
+        NotificationKind.ACCOUNT_LOCKED: (
+            "Your account was locked after {{ attempts }} failed sign-in attempts"
+            "{% if until %} until {{ until }} UTC{% endif %}."
+        ),
+    }.items()
+}
+
+
+class NotificationNotFound(NotFound):
+    code = "NOTIFICATION_NOT_FOUND"
+
+
+def _data(context: dict[str, Any]) -> dict[str, Any]:
+    """What the notice links to (`event_id`) and its plain details, as JSON values."""
+    data: dict[str, Any] = {}
+    for key, value in context.items():
+        if key == "event":
+            data["event_id"] = value["id"]
+        elif isinstance(value, datetime):
+            data[key] = value.isoformat()
+        elif isinstance(value, uuid.UUID):
+            data[key] = str(value)
+        elif value is None or isinstance(value, str | int | float | bool):
+            data[key] = value
+    return data
+
+
+async def channels_for(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID], kind: NotificationKind
+) -> dict[uuid.UUID, ChannelSettings]:
+    """Each user's channels for `kind` (both on unless they said otherwise)."""
+    rows = await session.scalars(
+        select(NotificationPreference).where(
+            col(NotificationPreference.user_id).in_(user_ids),
+            col(NotificationPreference.kind) == kind,
+        )
+    )
+    chosen = {row.user_id: ChannelSettings(email=row.email, in_app=row.in_app) for row in rows}
+    return {user_id: chosen.get(user_id, ChannelSettings()) for user_id in user_ids}
 
 
 async def notify_all(
     session: AsyncSession, users: Iterable[User], kind: NotificationKind, **context: Any
 ) -> None:
-    """Raise one notice for each of `users`, in the caller's transaction."""
+    """Raise one notice of `kind` for each of `users`, in the caller's transaction."""
+    recipients = list(users)
+    if not recipients:
+        return
+    channels = await channels_for(session, [user.id for user in recipients], kind)
     template = TEMPLATES[kind]
+    title = SUBJECTS[template].format(title=context.get("event", {}).get("title", ""))
+    body = BODIES[kind].render(context)
+    data = _data(context)
+    session.add_all(
+        Notification(user_id=user.id, kind=kind, title=title, body=body, data=data)
+        for user in recipients
+        if channels[user.id].in_app
+    )
     await enqueue_mails(
         session,
-        [render(template, user.email, name=user.display_name, **context) for user in users],
+        [
+            render(template, user.email, name=user.display_name, **context)
+            for user in recipients
+            if channels[user.id].email
+        ],
     )
 
 
 async def notify(session: AsyncSession, user: User, kind: NotificationKind, **context: Any) -> None:
     await notify_all(session, [user], kind, **context)
+
+
+# --- the inbox --------------------------------------------------------------------------------
+
+
+async def list_notifications(
+    session: AsyncSession, *, user: User, params: PageParams, unread: bool | None
+) -> tuple[Sequence[Notification], int, int]:
+    """A page of the user's notices, newest first, its total, and the unread count."""
+    statement = select(Notification).where(col(Notification.user_id) == user.id)
+    if unread is not None:
+        statement = statement.where(col(Notification.read_at).is_(None) == unread)
+    ordered = statement.order_by(col(Notification.created_at).desc(), col(Notification.id).desc())
+    items, total = await paginate(session, ordered, params)
+    unread_count = await session.scalar(
+        select(func.count()).where(
+            col(Notification.user_id) == user.id, col(Notification.read_at).is_(None)
+        )
+    )
+    return items, total, unread_count or 0
+
+
+async def mark_read(
+    session: AsyncSession, *, user: User, notification_id: uuid.UUID
+) -> Notification:
+    notification = await session.get(Notification, notification_id)
+    if notification is None or notification.user_id != user.id:
+        raise NotificationNotFound()
+    if notification.read_at is None:
+        notification.read_at = clock.now()
+        session.add(notification)
+        await session.flush()
+    return notification
+
+
+async def mark_all_read(session: AsyncSession, *, user: User) -> None:
+    await session.execute(
+        update(Notification)
+        .where(col(Notification.user_id) == user.id, col(Notification.read_at).is_(None))
+        .values(read_at=clock.now())
+    )
+
+
+# --- preferences ------------------------------------------------------------------------------
+
+
+async def get_preferences(
+    session: AsyncSession, *, user: User
+) -> dict[NotificationKind, ChannelSettings]:
+    """Every kind, with the user's choice or the default (both channels on)."""
+    rows = await session.scalars(
+        select(NotificationPreference).where(col(NotificationPreference.user_id) == user.id)
+    )
+    chosen = {row.kind: ChannelSettings(email=row.email, in_app=row.in_app) for row in rows}
+    return {kind: chosen.get(kind, ChannelSettings()) for kind in NotificationKind}
+
+
+async def update_preferences(
+    session: AsyncSession, *, user: User, changes: dict[NotificationKind, ChannelUpdate]
+) -> dict[NotificationKind, ChannelSettings]:
+    current = await get_preferences(session, user=user)
+    for kind, change in changes.items():
+        merged = current[kind].model_copy(update=change.model_dump(exclude_none=True))
+        statement = pg_insert(NotificationPreference).values(
+            user_id=user.id, kind=kind, email=merged.email, in_app=merged.in_app
+        )
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["user_id", "kind"],
+                set_={"email": statement.excluded.email, "in_app": statement.excluded.in_app},
+            )
+        )
+        current[kind] = merged
+    return current

@@ -215,7 +215,9 @@ async def set_professional_status(
 
 
 async def unlock_user(session: AsyncSession, *, actor: User, user: User) -> User:
-    before = {"failed_login_count": user.failed_login_count, "locked_until": user.locked_until}
+    # The entry speaks the API's language (is_locked), not the lockout internals, which no
+    # response shows (AC-2), the audit log included.
+    before = {"is_locked": user.is_locked}
     user.failed_login_count = 0
     user.locked_until = None
     session.add(user)
@@ -226,7 +228,7 @@ async def unlock_user(session: AsyncSession, *, actor: User, user: User) -> User
         target_type="user",
         target_id=user.id,
         before=before,
-        after={"failed_login_count": 0, "locked_until": None},
+        after={"is_locked": False},
     )
     return user
 

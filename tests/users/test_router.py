@@ -1576,8 +1576,8 @@ class TestUnlockUser:
                 "action": AuditAction.USER_UNLOCKED,
                 "target_type": "user",
                 "target_id": target.id,
-                "before": {"failed_login_count": 5, "locked_until": locked_until.isoformat()},
-                "after": {"failed_login_count": 0, "locked_until": None},
+                "before": {"is_locked": True},
+                "after": {"is_locked": False},
                 "reason": None,
             }
         ]

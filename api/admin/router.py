@@ -1,0 +1,36 @@
+"""GET /admin/stats."""
+
+from fastapi import APIRouter
+from sqlmodel import SQLModel
+
+from api.admin import service as admin_service
+from api.db import SessionDep
+from api.errors import Forbidden, Unauthorized, error_responses
+from api.users.auth import AdminUser
+
+router = APIRouter(prefix="/admin", tags=["administration"])
+
+
+class UserStats(SQLModel):
+    total: int
+    by_role: dict[str, int]
+    verified: int
+    locked: int
+    professional: int
+
+
+class StatusCounts(SQLModel):
+    total: int
+    by_status: dict[str, int]
+
+
+class Stats(SQLModel):
+    users: UserStats
+    events: StatusCounts
+    registrations: StatusCounts
+
+
+@router.get("/stats", response_model=Stats, responses=error_responses(Unauthorized, Forbidden))
+async def get_stats(_: AdminUser, session: SessionDep) -> Stats:
+    """Users by role and state, events and registrations by status (admins)."""
+    return Stats.model_validate(await admin_service.get_stats(session))

@@ -1,0 +1,48 @@
+"""GET /audit-log: the audit trail, for admins. It has no update or delete route."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from api.audit import service as audit_service
+from api.audit.models import AuditAction, AuditLogPublic
+from api.db import SessionDep
+from api.errors import Forbidden, Unauthorized, error_responses
+from api.events.models import EventTime
+from api.pagination import Page, PageParamsDep
+from api.users.auth import AdminUser
+
+router = APIRouter(prefix="/audit-log", tags=["administration"])
+
+
+@router.get(
+    "", response_model=Page[AuditLogPublic], responses=error_responses(Unauthorized, Forbidden)
+)
+async def list_audit_log(
+    _: AdminUser,
+    session: SessionDep,
+    params: PageParamsDep,
+    request: Request,
+    actor_id: uuid.UUID | None = None,
+    target_id: uuid.UUID | None = None,
+    action: AuditAction | None = None,
+    since: Annotated[EventTime | None, Query(description="at or after")] = None,
+    until: Annotated[EventTime | None, Query(description="before")] = None,
+) -> Page[AuditLogPublic]:
+    """Audit entries, newest first, filtered (admins)."""
+    entries, total = await audit_service.list_entries(
+        session,
+        params=params,
+        actor_id=actor_id,
+        target_id=target_id,
+        action=action,
+        since=since,
+        until=until,
+    )
+    return Page[AuditLogPublic].build(
+        [AuditLogPublic.model_validate(e) for e in entries],
+        total=total,
+        params=params,
+        request=request,
+    )

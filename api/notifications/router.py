@@ -1,0 +1,95 @@
+"""The inbox (/notifications) and the notification preferences of the caller."""
+
+import uuid
+
+from fastapi import APIRouter, Request, Response, status
+
+from api.db import SessionDep
+from api.errors import Unauthorized, error_responses
+from api.notifications import service as notification_service
+from api.notifications.models import (
+    ChannelSettings,
+    ChannelUpdate,
+    NotificationKind,
+    NotificationPublic,
+)
+from api.pagination import Page, PageParamsDep
+from api.users.auth import CurrentUser
+
+router = APIRouter(prefix="/notifications", tags=["notifications"])
+preferences_router = APIRouter(prefix="/users/me", tags=["notifications"])
+
+Preferences = dict[NotificationKind, ChannelSettings]
+
+
+class NotificationPage(Page[NotificationPublic]):
+    unread_count: int
+
+
+@router.get("", response_model=NotificationPage, responses=error_responses(Unauthorized))
+async def list_notifications(
+    user: CurrentUser,
+    session: SessionDep,
+    params: PageParamsDep,
+    request: Request,
+    unread: bool | None = None,
+) -> NotificationPage:
+    """The caller's notifications, newest first; `unread=true` for the unread ones."""
+    items, total, unread_count = await notification_service.list_notifications(
+        session, user=user, params=params, unread=unread
+    )
+    page = Page[NotificationPublic].build(
+        [NotificationPublic.model_validate(n) for n in items],
+        total=total,
+        params=params,
+        request=request,
+    )
+    return NotificationPage(**page.model_dump(), unread_count=unread_count)
+
+
+@router.post(
+    "/read-all",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(Unauthorized),
+)
+async def mark_all_notifications_read(user: CurrentUser, session: SessionDep) -> Response:
+    """Mark every notification of the caller read."""
+    await notification_service.mark_all_read(session, user=user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{notification_id}/read",
+    response_model=NotificationPublic,
+    responses=error_responses(Unauthorized, notification_service.NotificationNotFound),
+)
+async def mark_notification_read(
+    notification_id: uuid.UUID, user: CurrentUser, session: SessionDep
+) -> NotificationPublic:
+    """Mark one of the caller's notifications read (404 for anyone else's)."""
+    notification = await notification_service.mark_read(
+        session, user=user, notification_id=notification_id
+    )
+    return NotificationPublic.model_validate(notification)
+
+
+@preferences_router.get(
+    "/notification-preferences",
+    response_model=Preferences,
+    responses=error_responses(Unauthorized),
+)
+async def get_notification_preferences(user: CurrentUser, session: SessionDep) -> Preferences:
+    """Email and in-app switches for every kind of notification (both on by default)."""
+    return await notification_service.get_preferences(session, user=user)
+
+
+@preferences_router.patch(
+    "/notification-preferences",
+    response_model=Preferences,
+    responses=error_responses(Unauthorized),
+)
+async def update_notification_preferences(
+    changes: dict[NotificationKind, ChannelUpdate], user: CurrentUser, session: SessionDep
+) -> Preferences:
+    """Turn email or in-app delivery of some kinds on or off; unknown kinds are a 422."""
+    return await notification_service.update_preferences(session, user=user, changes=changes)
