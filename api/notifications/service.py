@@ -95,7 +95,7 @@ class NotificationNotFound(NotFound):
 
 
 def _data(context: dict[str, Any]) -> dict[str, Any]:
-    """What the notice links to (`event_id`) and its plain details, as JSON values."""
+    """What the notice links to (`event_id`) and its plain details, as JSON values; no nulls."""
     data: dict[str, Any] = {}
     for key, value in context.items():
         if key == "event":
@@ -104,7 +104,7 @@ def _data(context: dict[str, Any]) -> dict[str, Any]:
             data[key] = value.isoformat()
         elif isinstance(value, uuid.UUID):
             data[key] = str(value)
-        elif value is None or isinstance(value, str | int | float | bool):
+        elif isinstance(value, str | int | float | bool):  # None: nothing to say
             data[key] = value
     return data
 

@@ -5,7 +5,7 @@ import hmac
 import re
 import secrets
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import jwt
@@ -349,7 +349,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
             user,
             NotificationKind.ACCOUNT_LOCKED,
             attempts=settings.MAX_LOGIN_ATTEMPTS,
-            until=until.isoformat(timespec="minutes") if until else None,
+            until=f"{until.astimezone(UTC):%Y-%m-%d %H:%M}" if until else None,
         )
         await self.session.commit()
 
