@@ -289,7 +289,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
 
     # --- login and lockout ---------------------------------------------------------------------
 
-    async def _reserve_attempt(self, user: User) -> int | None:
+    async def _reserve_attempt(self, user_id: uuid.UUID) -> int | None:
         """Count an attempt before checking the password; None when the account is locked.
 
         One UPDATE decides it, so N parallel guesses evaluate at most MAX_LOGIN_ATTEMPTS passwords.
@@ -302,7 +302,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         locked_until = now + lock_for if lock_for else LOCKED_INDEFINITELY
         statement = (
             update(User)
-            .where(col(User.id) == user.id)
+            .where(col(User.id) == user_id)
             .where(or_(current_lock.is_(None), lock_expired))
             .values(
                 failed_login_count=count,
@@ -319,10 +319,13 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
     async def authenticate(self, credentials: OAuth2PasswordRequestForm) -> User | None:
         user = await self.user_db.get_by_email(credentials.username)
         if user is None:
-            # Same work as a real check, so unknown emails cannot be told apart by timing.
+            # The same statements and the same hashing as a real check (on an id that matches
+            # nothing), so an unknown email cannot be told apart by timing.
+            await self._reserve_attempt(uuid.uuid4())
             await self.password_helper.hash_async(credentials.password)
+            await self.session.get(User, uuid.uuid4())
             return None
-        attempt = await self._reserve_attempt(user)
+        attempt = await self._reserve_attempt(user.id)
         if attempt is None:
             raise LoginAccountLocked()
         verified, new_hash = await self.password_helper.verify_and_update_async(
