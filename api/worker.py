@@ -5,6 +5,7 @@ unless RUN_WORKER_IN_PROCESS is false.
 """
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import asyncpg
@@ -62,29 +63,36 @@ async def send_event_reminders(_: Job) -> None:
         await event_service.send_due_reminders(session)
 
 
+# (schedule name, cron expression, the job it enqueues)
+SCHEDULES = (
+    ("enqueue_token_cleanup", "17 * * * *", CLEANUP_TOKENS),
+    ("enqueue_event_reminders", "*/5 * * * *", SEND_REMINDERS),
+)
+
+
+def _enqueuer(entrypoint: str) -> Callable[[Schedule], Awaitable[None]]:
+    """A schedule's body. Schedules run inline and without retry: they only enqueue a job that
+    the retrying executor then runs."""
+
+    async def enqueue(_: Schedule) -> None:
+        async with get_sessionmaker()() as session, session.begin():
+            queries = await queries_for(session)
+            await queries.enqueue(entrypoint, None)
+
+    return enqueue
+
+
 def build_queue(connection: asyncpg.Connection) -> PgQueuer:
     pgq = PgQueuer(AsyncpgDriver(connection))
-    pgq.entrypoint(SEND_EMAIL, on_failure="hold", executor_factory=retrying_executor)(deliver_mail)
-    pgq.entrypoint(CLEANUP_TOKENS, on_failure="hold", executor_factory=retrying_executor)(
-        cleanup_access_tokens
-    )
-    pgq.entrypoint(SEND_REMINDERS, on_failure="hold", executor_factory=retrying_executor)(
-        send_event_reminders
-    )
-
-    @pgq.schedule("enqueue_token_cleanup", "17 * * * *")
-    async def enqueue_token_cleanup(_: Schedule) -> None:
-        # Schedules run inline and without retry: they only enqueue a retried job.
-        async with get_sessionmaker()() as session, session.begin():
-            queries = await queries_for(session)
-            await queries.enqueue(CLEANUP_TOKENS, None)
-
-    @pgq.schedule("enqueue_event_reminders", "*/5 * * * *")
-    async def enqueue_event_reminders(_: Schedule) -> None:
-        async with get_sessionmaker()() as session, session.begin():
-            queries = await queries_for(session)
-            await queries.enqueue(SEND_REMINDERS, None)
-
+    jobs = {
+        SEND_EMAIL: deliver_mail,
+        CLEANUP_TOKENS: cleanup_access_tokens,
+        SEND_REMINDERS: send_event_reminders,
+    }
+    for entrypoint, job in jobs.items():
+        pgq.entrypoint(entrypoint, on_failure="hold", executor_factory=retrying_executor)(job)
+    for name, expression, entrypoint in SCHEDULES:
+        pgq.schedule(name, expression)(_enqueuer(entrypoint))
     return pgq
 
 

@@ -42,6 +42,9 @@ router = APIRouter(prefix="/events", tags=["events"])
 me_router = APIRouter(prefix="/users/me", tags=["registrations"])
 
 NOT_FOUND = event_service.EventNotFound
+# What a route acting on an event for its creator (or staff) can answer before it does anything.
+OWNER_ERRORS = (Unauthorized, event_service.NotEventOwner, NOT_FOUND)
+TRANSITION_ERRORS = error_responses(*OWNER_ERRORS, event_service.InvalidEventTransition)
 CSV_COLUMNS = (
     "registration_id",
     "status",
@@ -135,9 +138,7 @@ async def get_event(event: EventDep) -> EventPublic:
     "/{event_id}",
     response_model=EventPublic,
     responses=error_responses(
-        Unauthorized,
-        event_service.NotEventOwner,
-        NOT_FOUND,
+        *OWNER_ERRORS,
         event_service.CapacityBelowRegistered,
         event_service.InvalidEventTransition,
     ),
@@ -153,12 +154,7 @@ async def update_event(
 @router.delete(
     "/{event_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(
-        Unauthorized,
-        event_service.NotEventOwner,
-        NOT_FOUND,
-        event_service.InvalidEventTransition,
-    ),
+    responses=TRANSITION_ERRORS,
 )
 async def delete_event(event: ManagedEventDep, session: SessionDep) -> Response:
     """Delete a PENDING or REJECTED event (creator or admin); cancel a published one instead."""
@@ -198,12 +194,7 @@ async def reject_event(
 @router.post(
     "/{event_id}/submit",
     response_model=EventPublic,
-    responses=error_responses(
-        Unauthorized,
-        event_service.NotEventOwner,
-        NOT_FOUND,
-        event_service.InvalidEventTransition,
-    ),
+    responses=TRANSITION_ERRORS,
 )
 async def submit_event(
     event: OwnEventDep, creator: CurrentUser, session: SessionDep
@@ -216,12 +207,7 @@ async def submit_event(
 @router.post(
     "/{event_id}/cancel",
     response_model=EventPublic,
-    responses=error_responses(
-        Unauthorized,
-        event_service.NotEventOwner,
-        NOT_FOUND,
-        event_service.InvalidEventTransition,
-    ),
+    responses=TRANSITION_ERRORS,
 )
 async def cancel_event(
     event: ManagedEventDep,
@@ -333,7 +319,7 @@ def _attendees_csv(rows: Any) -> str:
     response_model=Page[Attendee],
     responses={
         200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
-        **error_responses(Unauthorized, event_service.NotEventOwner, NOT_FOUND),
+        **error_responses(*OWNER_ERRORS),
     },
 )
 async def list_event_registrations(
@@ -369,9 +355,7 @@ async def list_event_registrations(
     "/{event_id}/registrations/{registration_id}/check-in",
     response_model=RegistrationPublic,
     responses=error_responses(
-        Unauthorized,
-        event_service.NotEventOwner,
-        NOT_FOUND,
+        *OWNER_ERRORS,
         event_service.RegistrationNotFound,
         event_service.AlreadyCheckedIn,
         event_service.NotConfirmed,

@@ -129,27 +129,27 @@ def _visible_to(viewer: User | None) -> Any:
     return or_(published, col(Event.created_by) == viewer.id)
 
 
+def _event_by_id(event_id: uuid.UUID, *, lock: bool) -> Select[tuple[Event]]:
+    """The event; with `lock`, its row lock taken and the row re-read (seats may have moved)."""
+    statement = select(Event).where(col(Event.id) == event_id)
+    if lock:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    return statement
+
+
 async def get_visible_event(
     session: AsyncSession, event_id: uuid.UUID, *, viewer: User | None, lock: bool = False
 ) -> Event:
     """The event, or 404 when it does not exist or the viewer may not see it."""
-    statement = select(Event).where(col(Event.id) == event_id)
-    if lock:
-        statement = statement.with_for_update().execution_options(populate_existing=True)
-    event = await session.scalar(statement)
+    event = await session.scalar(_event_by_id(event_id, lock=lock))
     if event is None or not can_see(event, viewer):
         raise EventNotFound()
     return event
 
 
 async def _lock(session: AsyncSession, event: Event) -> Event:
-    """Take the event's row lock and re-read it: its seats may have changed meanwhile."""
-    await session.execute(
-        select(Event)
-        .where(col(Event.id) == event.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    """Take the event's row lock and re-read it into `event`."""
+    await session.execute(_event_by_id(event.id, lock=True))
     return event
 
 
@@ -243,13 +243,17 @@ async def _notify_creator(
         await notify(session, creator, kind, event=event_summary(event), **context)
 
 
-async def _registrants(session: AsyncSession, event: Event) -> Sequence[User]:
+async def _registrants(
+    session: AsyncSession,
+    event: Event,
+    statuses: Sequence[RegistrationStatus] = ACTIVE_REGISTRATION,
+) -> Sequence[User]:
     users = await session.scalars(
         select(User)
         .join(Registration, col(Registration.user_id) == col(User.id))
         .where(
             col(Registration.event_id) == event.id,
-            col(Registration.status).in_(ACTIVE_REGISTRATION),
+            col(Registration.status).in_(statuses),
         )
     )
     return users.all()
@@ -463,16 +467,9 @@ async def send_due_reminders(session: AsyncSession) -> int:
         )
     ).all()
     for event in events:
-        confirmed = await session.scalars(
-            select(User)
-            .join(Registration, col(Registration.user_id) == col(User.id))
-            .where(
-                col(Registration.event_id) == event.id,
-                col(Registration.status) == RegistrationStatus.CONFIRMED,
-            )
-        )
+        confirmed = await _registrants(session, event, [RegistrationStatus.CONFIRMED])
         await notify_all(
-            session, confirmed.all(), NotificationKind.EVENT_REMINDER, event=event_summary(event)
+            session, confirmed, NotificationKind.EVENT_REMINDER, event=event_summary(event)
         )
         event.reminder_sent_at = now
         session.add(event)
@@ -621,13 +618,7 @@ async def _release(session: AsyncSession, event: Event, registration: Registrati
 
 async def unregister_from_event(session: AsyncSession, *, user: User, event_id: uuid.UUID) -> None:
     event = await get_visible_event(session, event_id, viewer=user, lock=True)
-    registration = await session.scalar(
-        select(Registration).where(
-            col(Registration.event_id) == event.id,
-            col(Registration.user_id) == user.id,
-            col(Registration.status).in_(ACTIVE_REGISTRATION),
-        )
-    )
+    registration = await _live_registration(session, event.id, user.id)
     if registration is None:
         raise RegistrationNotFound()
     await _release(session, event, registration)
@@ -646,19 +637,8 @@ async def release_user_registrations(session: AsyncSession, *, user: User) -> No
         )
     ).all()
     for event_id in event_ids:
-        event = await session.scalar(
-            select(Event)
-            .where(col(Event.id) == event_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        registration = await session.scalar(
-            select(Registration).where(
-                col(Registration.event_id) == event_id,
-                col(Registration.user_id) == user.id,
-                col(Registration.status).in_(ACTIVE_REGISTRATION),
-            )
-        )
+        event = await session.scalar(_event_by_id(event_id, lock=True))
+        registration = await _live_registration(session, event_id, user.id)
         if event is not None and registration is not None:
             await _release(session, event, registration)
 

@@ -214,9 +214,10 @@ async def update_preferences(
 ) -> dict[NotificationKind, ChannelSettings]:
     current = await get_preferences(session, user=user)
     for kind, change in changes.items():
-        merged = current[kind].model_copy(update=change.model_dump(exclude_none=True))
+        current[kind] = current[kind].model_copy(update=change.model_dump(exclude_none=True))
+    if changes:
         statement = pg_insert(NotificationPreference).values(
-            user_id=user.id, kind=kind, email=merged.email, in_app=merged.in_app
+            [{"user_id": user.id, "kind": kind, **current[kind].model_dump()} for kind in changes]
         )
         await session.execute(
             statement.on_conflict_do_update(
@@ -224,5 +225,4 @@ async def update_preferences(
                 set_={"email": statement.excluded.email, "in_app": statement.excluded.in_app},
             )
         )
-        current[kind] = merged
     return current
