@@ -191,3 +191,34 @@ async def delete_mail_to(session: AsyncSession, prefix: str) -> None:
     await session.execute(
         text("DELETE FROM pgqueuer_log WHERE job_id = ANY(:ids)"), {"ids": job_ids}
     )
+
+
+def event_view(event: Event) -> dict[str, Any]:
+    """What API.md says an event looks like, built from its row (datetimes as datetimes)."""
+    return {
+        "id": str(event.id),
+        "title": event.title,
+        "description": event.description,
+        "event_type": str(event.event_type),
+        "starts_at": event.starts_at,
+        "ends_at": event.ends_at,
+        "timezone": event.timezone,
+        "location": event.location,
+        "online_url": event.online_url,
+        "capacity": event.capacity,
+        "registration_deadline": event.registration_deadline,
+        "requirements": event.requirements,
+        "tags": event.tags,
+        "status": str(event.status),
+        "created_by": str(event.created_by) if event.created_by else None,
+        "reviewed_by": str(event.reviewed_by) if event.reviewed_by else None,
+        "review_feedback": event.review_feedback,
+        "cancellation_reason": event.cancellation_reason,
+        "registered_count": event.registered_count,
+        "waitlist_count": event.waitlist_count,
+        "spots_left": None if event.capacity is None else event.capacity - event.registered_count,
+        "created_at": event.created_at,
+        "updated_at": event.updated_at,
+        "published_at": event.published_at,
+        "cancelled_at": event.cancelled_at,
+    }

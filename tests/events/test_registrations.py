@@ -15,7 +15,14 @@ from sqlmodel import col
 import api.clock
 from api.events.models import Event, EventStatus, Registration, RegistrationStatus
 from api.users.models import User, UserRole
-from tests.factories import PUBLIC_FIELDS, create_event, create_user, queued_mail, register
+from tests.factories import (
+    PUBLIC_FIELDS,
+    create_event,
+    create_user,
+    event_view,
+    queued_mail,
+    register,
+)
 
 UNAUTHORIZED = {"detail": "UNAUTHORIZED"}
 FORBIDDEN = {"detail": "FORBIDDEN"}
@@ -115,37 +122,6 @@ def attendee_view(registration: Registration, user: User, position: int | None) 
 
 def parsed_attendee(body: dict[str, Any]) -> dict[str, Any]:
     return parsed_registration(body)
-
-
-def event_view(event: Event) -> dict[str, Any]:
-    """EventPublic as API.md lists it, datetimes unparsed."""
-    return {
-        "id": str(event.id),
-        "title": event.title,
-        "description": event.description,
-        "event_type": event.event_type.value,
-        "starts_at": event.starts_at,
-        "ends_at": event.ends_at,
-        "timezone": event.timezone,
-        "location": event.location,
-        "online_url": event.online_url,
-        "capacity": event.capacity,
-        "registration_deadline": event.registration_deadline,
-        "requirements": event.requirements,
-        "tags": event.tags,
-        "status": event.status.value,
-        "created_by": str(event.created_by),
-        "reviewed_by": None if event.reviewed_by is None else str(event.reviewed_by),
-        "review_feedback": event.review_feedback,
-        "cancellation_reason": event.cancellation_reason,
-        "registered_count": event.registered_count,
-        "waitlist_count": event.waitlist_count,
-        "spots_left": None if event.capacity is None else event.capacity - event.registered_count,
-        "created_at": event.created_at,
-        "updated_at": event.updated_at,
-        "published_at": event.published_at,
-        "cancelled_at": event.cancelled_at,
-    }
 
 
 def own_registration_view(

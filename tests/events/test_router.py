@@ -18,7 +18,7 @@ from api import clock
 from api.audit.models import AuditAction, AuditLog
 from api.events.models import Event, EventStatus, Registration, RegistrationStatus
 from api.users.models import User, UserRole
-from tests.factories import create_event, create_user, event_body, queued_mail, register
+from tests.factories import create_event, create_user, event_body, event_view, queued_mail, register
 
 API = "/api/v1/events"
 UNAUTHORIZED = {"detail": "UNAUTHORIZED"}
@@ -70,37 +70,6 @@ def not_deletable(status: EventStatus | str) -> dict[str, Any]:
             "code": "INVALID_EVENT_TRANSITION",
             "reason": f"A {status} event cannot be deleted; cancel it instead",
         }
-    }
-
-
-def event_view(event: Event) -> dict[str, Any]:
-    """What API.md says an event looks like, built from its row (datetimes as datetimes)."""
-    return {
-        "id": str(event.id),
-        "title": event.title,
-        "description": event.description,
-        "event_type": str(event.event_type),
-        "starts_at": event.starts_at,
-        "ends_at": event.ends_at,
-        "timezone": event.timezone,
-        "location": event.location,
-        "online_url": event.online_url,
-        "capacity": event.capacity,
-        "registration_deadline": event.registration_deadline,
-        "requirements": event.requirements,
-        "tags": event.tags,
-        "status": str(event.status),
-        "created_by": str(event.created_by) if event.created_by else None,
-        "reviewed_by": str(event.reviewed_by) if event.reviewed_by else None,
-        "review_feedback": event.review_feedback,
-        "cancellation_reason": event.cancellation_reason,
-        "registered_count": event.registered_count,
-        "waitlist_count": event.waitlist_count,
-        "spots_left": event.spots_left,
-        "created_at": event.created_at,
-        "updated_at": event.updated_at,
-        "published_at": event.published_at,
-        "cancelled_at": event.cancelled_at,
     }
 
 
