@@ -2,24 +2,29 @@
 
 import asyncio
 import os
+import tempfile
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
-
-from api.config import PROJECT_ROOT
 
 if TYPE_CHECKING:
     from api.users.models import User
 
 app = typer.Typer(help="event-manager: serve the API, run migrations and jobs, manage admins.")
 console = Console()
+err_console = Console(stderr=True)
 
 
 def _alembic_config() -> "object":
     from alembic.config import Config
 
-    return Config(str(PROJECT_ROOT / "alembic.ini"))
+    from api.config import PROJECT_ROOT
+
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.attributes["configure_logger"] = False  # our handler and format (api.logging)
+    return config
 
 
 @app.command()
@@ -28,7 +33,9 @@ def migrate(revision: Annotated[str, typer.Argument()] = "head") -> None:
     from alembic import command
 
     from api.db import get_database_url
+    from api.logging import configure_logging
 
+    configure_logging()
     get_database_url()  # starts the embedded server first when DATABASE_URL is unset
     command.upgrade(_alembic_config(), revision)  # type: ignore[arg-type]
     console.print(f"[green]Database migrated to {revision}.[/green]")
@@ -38,26 +45,61 @@ def migrate(revision: Annotated[str, typer.Argument()] = "head") -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes [default: WEB_CONCURRENCY]")
+    ] = None,
     worker: Annotated[
-        bool, typer.Option("--worker/--no-worker", help="Run the mail/job worker in-process")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Run the mail/job worker in-process [default: RUN_WORKER_IN_PROCESS]",
+        ),
+    ] = None,
     migrations: Annotated[
-        bool, typer.Option("--migrate/--no-migrate", help="Apply migrations before serving")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--migrate/--no-migrate",
+            help="Apply migrations before serving [default: MIGRATE_ON_START]",
+        ),
+    ] = None,
 ) -> None:
-    """Serve the API (starting the embedded PostgreSQL when DATABASE_URL is unset)."""
-    import uvicorn
+    """Serve the API (starting the embedded PostgreSQL when DATABASE_URL is unset).
 
+    SIGTERM or Ctrl-C stops accepting connections, lets in-flight requests and the in-process
+    worker's running job finish (up to SHUTDOWN_TIMEOUT_SECONDS), then exits.
+    """
+    from api.config import settings
     from api.db import get_database_url
+    from api.logging import configure_logging
 
+    configure_logging()
     url = get_database_url()
+    run_worker = settings.RUN_WORKER_IN_PROCESS if worker is None else worker
     # Worker processes attach to the same database (embedded or not) through the environment.
     os.environ["DATABASE_URL"] = url
-    os.environ["RUN_WORKER_IN_PROCESS"] = "true" if worker else "false"
-    if migrations:
+    os.environ["RUN_WORKER_IN_PROCESS"] = "true" if run_worker else "false"
+    if settings.MIGRATE_ON_START if migrations is None else migrations:
         migrate("head")
+    processes = workers or settings.WEB_CONCURRENCY
+    metrics_dir = None
+    if processes > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Each worker writes its metrics there; /metrics then adds them all up.
+        metrics_dir = tempfile.TemporaryDirectory(prefix="event-manager-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
     console.print(f"[bold]event-manager[/bold] on http://{host}:{port}  (docs: /docs)")
+    try:
+        _run_uvicorn(host, port, processes)
+    finally:
+        if metrics_dir is not None:
+            metrics_dir.cleanup()
+
+
+def _run_uvicorn(host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    from api.config import settings
+    from api.logging import logging_config
+
     uvicorn.run(
         "api.main:create_app",
         factory=True,
@@ -65,7 +107,11 @@ def serve(
         port=port,
         workers=workers,
         proxy_headers=True,
-        log_level="info",
+        # Our RequestIdMiddleware writes the access log (with the route template and request id).
+        access_log=False,
+        log_config=logging_config(),
+        log_level=settings.LOG_LEVEL.lower(),
+        timeout_graceful_shutdown=settings.SHUTDOWN_TIMEOUT_SECONDS,
     )
 
 
@@ -138,5 +184,15 @@ def worker() -> None:
     asyncio.run(run_forever())
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """Entry point: settings are checked first, so a bad one is named, not a traceback."""
+    try:
+        from api.config import settings  # noqa: F401 - validates the environment and .env
+    except ValidationError as e:
+        err_console.print(f"[red]Invalid settings:[/red] {e}")
+        raise SystemExit(2) from None
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -3,13 +3,13 @@
 import hashlib
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET = "changethis"
+MIN_SECRET_LENGTH = 32
 
 
 class Environment(StrEnum):
@@ -23,6 +23,10 @@ class Settings(BaseSettings):
 
     ENVIRONMENT: Environment = Environment.DEVELOPMENT
     LOG_LEVEL: str = "INFO"
+    # `event-manager serve`: worker processes, migrations at start, grace period on SIGTERM.
+    WEB_CONCURRENCY: int = Field(default=1, ge=1)
+    MIGRATE_ON_START: bool = True
+    SHUTDOWN_TIMEOUT_SECONDS: int = Field(default=25, ge=1)
 
     # Unset: an embedded PostgreSQL under DATA_DIR is started (see api.embedded).
     DATABASE_URL: str | None = None
@@ -59,11 +63,23 @@ class Settings(BaseSettings):
     FIRST_ADMIN_EMAIL: str | None = None
     FIRST_ADMIN_PASSWORD: str | None = None
 
-    @model_validator(mode="after")
-    def _refuse_default_secret(self) -> Self:
-        if self.SECRET_KEY == DEFAULT_SECRET and self.ENVIRONMENT is not Environment.DEVELOPMENT:
-            raise ValueError("SECRET_KEY must be set to a secret value outside development")
-        return self
+    @field_validator("SECRET_KEY")
+    @classmethod
+    def _refuse_weak_secret(cls, value: str, info: ValidationInfo) -> str:
+        # ENVIRONMENT is declared first, so it is validated and in info.data by now.
+        if info.data.get("ENVIRONMENT", Environment.DEVELOPMENT) is Environment.DEVELOPMENT:
+            return value
+        if value == DEFAULT_SECRET:
+            raise ValueError(
+                f"SECRET_KEY is the development default {DEFAULT_SECRET!r}: set a random secret "
+                "(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        if len(value) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"SECRET_KEY is {len(value)} characters long: outside development it needs at "
+                f"least {MIN_SECRET_LENGTH}"
+            )
+        return value
 
     @property
     def signing_key(self) -> str:

@@ -7,13 +7,11 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import Depends, FastAPI, status
 from fastapi.responses import JSONResponse
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import embedded, ratelimit
+from api import embedded, metrics, ratelimit
 from api.admin import router as admin_router
 from api.audit import router as audit_router
 from api.config import settings
@@ -150,12 +148,5 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
             )
         return JSONResponse({"status": "ok"})
 
-    # A registry per app: prometheus refuses a second registration of the same metric names in
-    # one registry, and the instrumentator then silently skips every app but the first.
-    registry = CollectorRegistry()
-    for collector in (ProcessCollector, PlatformCollector, GCCollector):
-        collector(registry=registry)
-    Instrumentator(excluded_handlers=["/metrics"], registry=registry).instrument(app).expose(
-        app, include_in_schema=False
-    )
+    metrics.install(app)
     return app

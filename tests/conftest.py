@@ -49,6 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from api import ratelimit
 from api.config import settings
 from api.db import create_engine, get_session
+from api.logging import configure_logging
 from api.main import create_app
 from api.users.models import User, UserRole
 from tests import factories
@@ -63,6 +64,7 @@ def alembic_config(url: str) -> Config:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    configure_logging()  # JSON lines at LOG_LEVEL (WARNING), as in production
     command.upgrade(alembic_config(TEST_DATABASE_URL), "head")
 
 

@@ -1,20 +1,64 @@
-"""Settings that refuse unsafe values."""
+"""Settings that refuse unsafe values, and name the setting at fault."""
+
+import os
+import subprocess
+import sys
 
 import pytest
 from pydantic import ValidationError
 
-from api.config import DEFAULT_SECRET, Settings
+from api.config import DEFAULT_SECRET, MIN_SECRET_LENGTH, Settings
+from tests.support import ROOT
+
+
+def secret_error(environment: str, secret: str) -> str:
+    with pytest.raises(ValidationError) as caught:
+        Settings(ENVIRONMENT=environment, SECRET_KEY=secret, _env_file=None)
+    errors = caught.value.errors()
+    assert [error["loc"] for error in errors] == [("SECRET_KEY",)]
+    return str(errors[0]["msg"])
 
 
 @pytest.mark.parametrize("environment", ["test", "production"])
 def test_default_secret_refused_outside_development(environment: str) -> None:
-    with pytest.raises(ValidationError, match="SECRET_KEY must be set"):
-        Settings(ENVIRONMENT=environment, SECRET_KEY=DEFAULT_SECRET, _env_file=None)
+    message = secret_error(environment, DEFAULT_SECRET)
+    assert message.startswith("Value error, SECRET_KEY is the development default 'changethis'")
 
 
-def test_default_secret_accepted_in_development() -> None:
-    settings = Settings(ENVIRONMENT="development", SECRET_KEY=DEFAULT_SECRET, _env_file=None)
-    assert settings.SECRET_KEY == DEFAULT_SECRET
+@pytest.mark.parametrize("environment", ["test", "production"])
+def test_short_secret_refused_outside_development(environment: str) -> None:
+    message = secret_error(environment, "x" * (MIN_SECRET_LENGTH - 1))
+    assert message == (
+        "Value error, SECRET_KEY is 31 characters long: outside development it needs at least 32"
+    )
+
+
+def test_secret_of_the_minimum_length_accepted_in_production() -> None:
+    secret = "k" * MIN_SECRET_LENGTH
+    settings = Settings(ENVIRONMENT="production", SECRET_KEY=secret, _env_file=None)
+    assert settings.SECRET_KEY == secret
+
+
+@pytest.mark.parametrize("secret", [DEFAULT_SECRET, "short"])
+def test_weak_secrets_accepted_in_development(secret: str) -> None:
+    settings = Settings(ENVIRONMENT="development", SECRET_KEY=secret, _env_file=None)
+    assert settings.SECRET_KEY == secret
+
+
+def test_command_line_names_the_bad_setting_and_exits_2() -> None:
+    env = {**os.environ, "ENVIRONMENT": "production", "SECRET_KEY": "too-short"}
+    result = subprocess.run(
+        [sys.executable, "-m", "api.cli", "serve"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "Invalid settings" in result.stderr
+    assert "SECRET_KEY is 9 characters long" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -2,15 +2,16 @@
 
 import pytest
 
-from api.config import settings
+from api.config import Environment, settings
 from api.mail import sender
 from api.mail.service import duration, render
 
 
-async def test_smtp_unset_prints_the_mail(
+async def test_smtp_unset_prints_the_mail_in_development(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(settings, "SMTP_HOST", None)
+    monkeypatch.setattr(settings, "ENVIRONMENT", Environment.DEVELOPMENT)
     mail = render(
         "verify_email", "ada@example.com", name="Ada", token="abc.def", expires_minutes=1440
     )
@@ -21,6 +22,21 @@ async def test_smtp_unset_prints_the_mail(
     assert "To: ada@example.com\nSubject: Verify your email for event-manager\n" in printed
     assert "http://testserver/verify-email?token=abc.def\n" in printed
     assert printed.rstrip().endswith("----- end of mail -----")
+
+
+@pytest.mark.parametrize("environment", [Environment.TEST, Environment.PRODUCTION])
+async def test_smtp_unset_outside_development_fails_without_printing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], environment: Environment
+) -> None:
+    monkeypatch.setattr(settings, "SMTP_HOST", None)
+    monkeypatch.setattr(settings, "ENVIRONMENT", environment)
+    mail = render("verify_email", "ada@example.com", name="Ada", token="abc", expires_minutes=5)
+
+    # The job fails, so the worker retries it and then holds it: the mail is not lost.
+    with pytest.raises(sender.MailNotConfiguredError, match="SMTP_HOST is not set"):
+        await sender.send(mail)
+
+    assert capsys.readouterr().err == ""
 
 
 def test_render_escapes_html_but_not_text() -> None:

@@ -6,7 +6,7 @@ from email.message import EmailMessage
 import aiosmtplib
 import structlog
 
-from api.config import settings
+from api.config import Environment, settings
 from api.mail.service import OutgoingMail
 
 log = structlog.get_logger(__name__)
@@ -25,11 +25,18 @@ def build_message(mail: OutgoingMail) -> EmailMessage:
     return message
 
 
+class MailNotConfiguredError(RuntimeError):
+    """SMTP_HOST is unset outside development: the job fails and is retried, then held."""
+
+
 async def send(mail: OutgoingMail) -> None:
     if not settings.SMTP_HOST:
+        if settings.ENVIRONMENT is not Environment.DEVELOPMENT:
+            # Mail carries tokens and addresses: it is never printed outside development.
+            raise MailNotConfiguredError("SMTP_HOST is not set: mail kept in the queue")
         # Development without a mail server: show the mail, links included, to the person at the
         # terminal as plain text rather than inside an escaped log record.
-        log.info("mail_printed_smtp_unset", to=mail.to, subject=mail.subject)
+        log.info("mail_printed_smtp_unset", message_id=mail.message_id, subject=mail.subject)
         sys.stderr.write(
             f"\n----- mail (SMTP_HOST is unset, so it is printed, not sent) -----\n"
             f"To: {mail.to}\nSubject: {mail.subject}\n\n{mail.text}"
@@ -47,4 +54,4 @@ async def send(mail: OutgoingMail) -> None:
         start_tls=settings.SMTP_STARTTLS and settings.SMTP_PORT != IMPLICIT_TLS_PORT,
         timeout=settings.SMTP_TIMEOUT_SECONDS,
     )
-    log.info("mail_sent", to=mail.to, subject=mail.subject, message_id=mail.message_id)
+    log.info("mail_sent", subject=mail.subject, message_id=mail.message_id)
