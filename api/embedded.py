@@ -37,7 +37,13 @@ def _is_alive(pid: int) -> bool:
 def start(datadir: Path) -> str:
     """Start (or attach to) the embedded server and return an asyncpg SQLAlchemy URL."""
     global _server
-    import pgserver  # imported lazily: it is only needed without DATABASE_URL
+    try:
+        import pgserver  # imported lazily: it is only needed without DATABASE_URL
+    except ImportError as e:  # the container image leaves it out (dependency group "embedded")
+        raise RuntimeError(
+            "DATABASE_URL is unset and the embedded PostgreSQL (pgserver) is not installed: "
+            "set DATABASE_URL to a PostgreSQL database"
+        ) from e
 
     datadir.mkdir(parents=True, exist_ok=True)
     _prune_dead_pids(datadir)

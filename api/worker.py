@@ -5,7 +5,8 @@ unless RUN_WORKER_IN_PROCESS is false.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import asyncpg
@@ -128,7 +129,14 @@ async def run_forever() -> None:
     """`event-manager worker`: process jobs until SIGINT/SIGTERM."""
     import pgqueuer
 
-    async def factory() -> PgQueuer:
-        return build_queue(await connect())
+    # pgqueuer 1.6 wants a factory returning an async context manager (a plain coroutine is
+    # refused with TypeError at every restart): the connection is closed when the run ends.
+    @asynccontextmanager
+    async def factory() -> AsyncIterator[PgQueuer]:
+        connection = await connect()
+        try:
+            yield build_queue(connection)
+        finally:
+            await connection.close()
 
     await pgqueuer.run(factory, dequeue_timeout=timedelta(seconds=5), restart_on_failure=True)

