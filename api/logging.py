@@ -61,7 +61,11 @@ def _scrub(value: Any) -> Any:
 
 
 def _redact_item(key: Any, value: Any) -> Any:
-    return REDACTED if str(key).lower() in SENSITIVE_KEYS else _scrub(value)
+    name = str(key).lower()
+    if name in SENSITIVE_KEYS:
+        return REDACTED
+    # A Message-ID looks like an address (<id@host>) but names no one: kept for tracing.
+    return value if name == "message_id" else _scrub(value)
 
 
 def redact(
@@ -92,7 +96,8 @@ def build_formatter() -> logging.Formatter:
         else structlog.processors.JSONRenderer()
     )
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*_shared_processors(), structlog.stdlib.ExtraAdder()],
+        # Extras first, so that the redaction sees them too.
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *_shared_processors()],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,

@@ -15,6 +15,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
+from api.logging import redact
 from api.users.models import User
 from tests.support import Mailbox, ServerProcess, run_server
 
@@ -167,3 +168,27 @@ def test_mail_delivery_is_logged_without_the_recipient(session_log: dict[str, An
         "Reset your event-manager password",
     }
     assert all("to" not in r for r in sent)
+    assert all(r["message_id"].startswith("<") and r["message_id"].endswith(">") for r in sent)
+    assert all("[email]" not in r["message_id"] for r in sent)
+
+
+def test_redact_processor() -> None:
+    record = redact(
+        None,
+        "info",
+        {
+            "event": "Started for bob@example.com",
+            "color_message": "\x1b[36mStarted\x1b[0m",  # uvicorn's coloured copy: dropped
+            "Password": "hunter2",
+            "message_id": "<123.456@event-manager.local>",
+            "header": "Bearer abc.def",
+            "nested": [{"token": "t"}, "mail carol@example.org"],
+        },
+    )
+    assert record == {
+        "event": "Started for [email]",
+        "Password": "[redacted]",
+        "message_id": "<123.456@event-manager.local>",
+        "header": "Bearer [redacted]",
+        "nested": [{"token": "[redacted]"}, "mail [email]"],
+    }
