@@ -329,7 +329,7 @@ class StoppablePostgres:
         self.url = make_url(self.server.get_uri()).set(drivername="postgresql+asyncpg")
 
     def stop(self) -> None:
-        from pgserver._commands import pg_ctl  # type: ignore[import-untyped]
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
         server = self.server
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
