@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -508,10 +509,12 @@ def content_type(item: Call) -> str:
 
 
 class TestAccessControlTable:
+    @pytest.mark.security("AC-1")
     def test_table_covers_every_account_and_event_operation(self, app):
         assert set(EXPECTED) == documented_operations(app)
         assert all(set(row) == set(CALLERS) for row in EXPECTED.values())
 
+    @pytest.mark.security("AC-1")
     async def test_every_operation_answers_as_api_md_says(self, client, session):
         run = await run_matrix(client, session)
 
@@ -527,6 +530,7 @@ class TestAccessControlTable:
         with_target = sum("{" in path for _, path in EXPECTED)
         assert len(run.calls) == len(CALLERS) * (len(EXPECTED) + with_target)
 
+    @pytest.mark.security("AC-1")
     async def test_401_answers_ask_for_a_bearer_token(self, client, session):
         run = await run_matrix(client, session)
 
@@ -538,6 +542,7 @@ class TestAccessControlTable:
             for item in unauthorized
         ] == [("Bearer", {"detail": "UNAUTHORIZED"})] * len(unauthorized)
 
+    @pytest.mark.security("AC-2")
     async def test_no_response_leaks_secrets_or_emails(self, client, session):
         run = await run_matrix(client, session)
         tokens = [account.token for account in run.accounts if account.token]

@@ -211,6 +211,7 @@ class TestRegisterForEvent:
     @pytest.mark.parametrize(
         ("capacity", "parallel"), [(10, 50), (50, 200)], ids=["N10-K50", "N50-K200"]
     )
+    @pytest.mark.security("CON-1")
     async def test_k_parallel_registrations_fill_n_seats_then_the_waitlist_in_order(
         self,
         server: ServerProcess,
@@ -259,6 +260,7 @@ class TestRegisterForEvent:
         received = subject("registration_confirmed", event)
         assert await mail_for(engine, scenario.prefix) == {(a.email, received): 1 for a in accounts}
 
+    @pytest.mark.security("CON-2")
     async def test_one_user_20_parallel_registrations_make_one(
         self, server: ServerProcess, engine: AsyncEngine, scenario: Scenario, owner: Account
     ) -> None:
@@ -288,6 +290,7 @@ class TestRegisterForEvent:
         assert await mail_for(engine, scenario.prefix) == {(account.email, received): 1}
 
 
+@pytest.mark.security("CON-3")
 class TestUnregisterFromEvent:
     async def test_parallel_unregistrations_and_registrations_promote_the_waitlist_in_order(
         self, server: ServerProcess, engine: AsyncEngine, scenario: Scenario, owner: Account
