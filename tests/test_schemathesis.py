@@ -16,10 +16,11 @@ import asyncio
 import os
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import asyncpg
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -31,7 +32,7 @@ from schemathesis.checks import (
 )
 from schemathesis.config import SchemathesisConfig
 
-from api.main import create_app
+from api.main import MAX_BODY_BYTES, create_app
 from api.users.models import hash_token
 from api.users.passwords import password_helper
 from tests.factories import DEFAULT_PASSWORD
@@ -168,3 +169,65 @@ def test_openapi_stateful(caller: str, callers: tuple[str, Callers]) -> None:
             suppress_health_check=list(HealthCheck),
         )
     )
+
+
+# Answers the stack gives on any route, which fuzzing never provokes: each must be documented
+# and match its schema like any other.
+THROTTLED = {
+    "/api/v1/auth/login": {"data": {"username": "nobody@example.com", "password": "x" * 10}},
+    "/api/v1/auth/register": {"json": {"email": "a", "password": "x"}},
+    "/api/v1/auth/request-verify-token": {"json": {"email": "nobody@example.com"}},
+    "/api/v1/auth/forgot-password": {"json": {"email": "nobody@example.com"}},
+}
+
+
+def conforms(method: str, path: str, response: httpx.Response) -> None:
+    case = schema[path][method].Case()
+    case.validate_response(response, checks=CHECKS)
+
+
+@pytest.mark.parametrize("path", list(THROTTLED))
+async def test_throttled_answer_is_documented(
+    client: httpx.AsyncClient, rate_limit: Callable[[str], None], path: str
+) -> None:
+    rate_limit("1/minute")
+    await client.post(path, **THROTTLED[path])
+    response = await client.post(path, **THROTTLED[path])
+    assert response.status_code == 429
+    conforms("POST", path, response)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/api/v1/auth/register"), ("PATCH", "/api/v1/users/me"), ("POST", "/api/v1/events")],
+)
+async def test_oversized_body_answer_is_documented(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    response = await client.request(
+        method,
+        path,
+        content=b" " * (MAX_BODY_BYTES + 1),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    conforms(method, path, response)
+
+
+def test_database_outage_answer_is_documented_everywhere() -> None:
+    """REL-1's 503 + Retry-After can come from every API operation (tests/test_reliability.py
+    provokes it); each operation documents it."""
+    document = create_app().openapi()
+    operations = [
+        (method, path, operation["responses"])
+        for path, item in document["paths"].items()
+        if path.startswith("/api/")
+        for method, operation in item.items()
+    ]
+    assert len(operations) > 40
+    undocumented = [
+        (method, path)
+        for method, path, responses in operations
+        if "Retry-After" not in responses.get("503", {}).get("headers", {})
+    ]
+    assert undocumented == []

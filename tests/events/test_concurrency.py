@@ -23,6 +23,7 @@ from api.events.models import Event, Registration, RegistrationStatus
 from api.mail.service import SEND_EMAIL, SUBJECTS, OutgoingMail
 from api.users.models import User, UserRole
 from tests.factories import create_event, create_user, delete_mail_to, register, token_headers
+from tests.leaks import LeakScanner
 from tests.support import ServerProcess, run_server
 
 DB_POOL_SIZE = 5
@@ -122,6 +123,7 @@ def client_for(server: ServerProcess, connections: int) -> httpx.AsyncClient:
         # No keep-alive: after a long race uvicorn closes idle connections (5 s), and a follow-up
         # request reusing one as it closes fails with "Server disconnected".
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=0),
+        event_hooks=LeakScanner().hooks,  # AC-2
     )
 
 
