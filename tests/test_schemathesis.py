@@ -173,7 +173,7 @@ def test_openapi_stateful(caller: str, callers: tuple[str, Callers]) -> None:
 
 # Answers the stack gives on any route, which fuzzing never provokes: each must be documented
 # and match its schema like any other.
-THROTTLED = {
+THROTTLED: dict[str, dict[str, Any]] = {
     "/api/v1/auth/login": {"data": {"username": "nobody@example.com", "password": "x" * 10}},
     "/api/v1/auth/register": {"json": {"email": "a", "password": "x"}},
     "/api/v1/auth/request-verify-token": {"json": {"email": "nobody@example.com"}},
