@@ -83,6 +83,19 @@ class TestDatabaseServer:
     def drop_database(self, name: str) -> None:
         asyncio.run(self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
+    def database_exists(self, name: str) -> bool:
+        async def exists() -> bool:
+            connection = await asyncpg.connect(self._admin_dsn())
+            try:
+                found = await connection.fetchval(
+                    "SELECT 1 FROM pg_database WHERE datname = $1", name
+                )
+            finally:
+                await connection.close()
+            return found is not None
+
+        return asyncio.run(exists())
+
     async def _execute(self, sql: str) -> None:
         connection = await asyncpg.connect(self._admin_dsn())
         try:
