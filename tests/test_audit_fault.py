@@ -3,8 +3,8 @@
 The server runs as its own process against its own throwaway database. A trigger makes the
 database refuse every audit entry: the request that changes a role, or approves an event, fails
 while writing the entry, in the transaction that holds its change, and afterwards nothing of it
-is left (no change, no entry, no notice, no mail). Without the trigger the same request commits all of it.
-(The failing request answers the logged 500 with its request id: this is an injected fault.)
+is left (no change, no entry, no notice, no mail). Without the trigger the same request commits
+all of it. (The failing request answers the logged 500 with its request id: an injected fault.)
 """
 
 import secrets

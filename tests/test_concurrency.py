@@ -340,7 +340,10 @@ class TestEventLoopUnderLogins:
                 return statuses
 
             statuses, _ = await asyncio.gather(logins(), sample())
-        assert statuses == [200] * (LOGIN_ROUNDS * PARALLEL_LOGINS)
+        assert statuses == [200] * (LOGIN_ROUNDS * PARALLEL_LOGINS), (
+            Counter(statuses),
+            production_hash_server.log()[-5000:],
+        )
         assert len(latencies) >= 50, latencies
         p99 = statistics.quantiles(latencies, n=100)[98]
         report_figure(
