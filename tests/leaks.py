@@ -1,8 +1,10 @@
 """AC-2 across the suite: every response body is scanned for what must not reach its caller.
 
-`LeakScanner` is installed as httpx event hooks on the suite's `client` fixture and on the
-clients of the real-server tests (`scanning_hooks`). It fails the request (an AssertionError
-raised from the client call, so the test fails) when a response body holds:
+`LeakScanner` is installed as httpx event hooks on the suite's `client` fixture (which reads
+callers and users in the test's transaction) and on the clients of the real-server tests
+(`LeakScanner().hooks`: no lookups, so every caller counts as anonymous and emails are not
+checked). It fails the request (an AssertionError raised from the client call, so the test
+fails) when a response body holds:
 
 - a password hash (`$argon2...`, bcrypt's `$2b$`...) or a `hashed_password` key, to anyone;
 - a bearer token seen in this test (in any request's Authorization header or issued by a login
