@@ -95,6 +95,9 @@ _UNAVAILABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
+    # "sorry, too many clients already" / "too many connections for role" (53300): the server
+    # is up but takes no more connections, which passes like any outage.
+    asyncpg.TooManyConnectionsError,
     ConnectionError,
     asyncio.TimeoutError,
     OSError,
