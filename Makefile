@@ -25,7 +25,7 @@ endif
 
 UV_RUN := $(UV) run --frozen
 
-.PHONY: help install run test lint format migrate worker create-admin bench clean
+.PHONY: help install run test fuzz lint format migrate worker create-admin bench clean
 
 help: ## List the targets
 	@echo "event-manager: make <target>"
@@ -48,6 +48,14 @@ run: install ## Serve the API on http://127.0.0.1:8000 (embedded PostgreSQL unle
 
 test: install ## Run the test suite with coverage (fails under 90 %)
 	$(UV_RUN) pytest --cov=api --cov-report=term-missing --cov-fail-under=90
+
+# A longer Schemathesis run (VAL-1) than the one in `make test`; same fixed seed.
+FUZZ_MAX_EXAMPLES ?= 200
+FUZZ_STATEFUL_EXAMPLES ?= 50
+fuzz: export FUZZ_MAX_EXAMPLES := $(FUZZ_MAX_EXAMPLES)
+fuzz: export FUZZ_STATEFUL_EXAMPLES := $(FUZZ_STATEFUL_EXAMPLES)
+fuzz: install ## Longer Schemathesis run as every role (FUZZ_MAX_EXAMPLES=200)
+	$(UV_RUN) pytest --no-cov -p no:cacheprovider tests/test_schemathesis.py
 
 lint: install ## ruff check, ruff format --check, mypy
 	$(UV_RUN) ruff check .

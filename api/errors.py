@@ -95,6 +95,9 @@ _UNAVAILABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
+    # "sorry, too many clients already" / "too many connections for role" (53300): the server
+    # is up but takes no more connections, which passes like any outage.
+    asyncpg.TooManyConnectionsError,
     ConnectionError,
     asyncio.TimeoutError,
     OSError,
@@ -238,3 +241,46 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(HTTPException, _http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
+
+
+def document_common_errors(app: FastAPI, *, throttled: frozenset[str]) -> None:
+    """List in the OpenAPI document the answers that come from the stack, not a route: 503
+    (database unreachable) on every API operation, 413 wherever a body is read, and 429 where
+    the auth throttle applies."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        retry_after = {"Retry-After": {"schema": {"type": "integer"}}}
+        for path, item in schema["paths"].items():
+            if not path.startswith("/api/"):
+                continue
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                responses.setdefault(
+                    "503",
+                    {
+                        "description": "SERVICE_UNAVAILABLE: the database does not answer",
+                        "headers": retry_after,
+                        "content": body,
+                    },
+                )
+                if "requestBody" in operation:
+                    responses.setdefault(
+                        "413", {"description": "REQUEST_TOO_LARGE", "content": body}
+                    )
+                if path in throttled:
+                    responses.setdefault(
+                        "429",
+                        {
+                            "description": "TOO_MANY_REQUESTS (AUTH_RATE_LIMIT per client IP)",
+                            "headers": retry_after,
+                            "content": body,
+                        },
+                    )
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -16,7 +16,12 @@ from api.admin import router as admin_router
 from api.audit import router as audit_router
 from api.config import settings
 from api.db import dispose_engine, get_engine
-from api.errors import RETRY_AFTER_SECONDS, UnhandledErrorMiddleware, register_error_handlers
+from api.errors import (
+    RETRY_AFTER_SECONDS,
+    UnhandledErrorMiddleware,
+    document_common_errors,
+    register_error_handlers,
+)
 from api.events import router as events_router
 from api.logging import RequestIdMiddleware, configure_logging
 from api.notifications import router as notifications_router
@@ -124,6 +129,7 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     app.include_router(audit_router.router, prefix=API_PREFIX)
     app.include_router(admin_router.router, prefix=API_PREFIX)
     app.include_router(pages.router)
+    document_common_errors(app, throttled=ratelimit.THROTTLED_PATHS)
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:

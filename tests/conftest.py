@@ -44,16 +44,19 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col
 
 from api import ratelimit
 from api.config import settings
 from api.db import create_engine, get_session
 from api.logging import configure_logging
 from api.main import create_app
-from api.users.models import User, UserRole
+from api.users.models import AccessToken, User, UserRole, hash_token
 from tests import factories
-from tests.support import ROOT
+from tests.leaks import Caller, LeakScanner
+from tests.support import FIGURES, ROOT
 
 
 def alembic_config(url: str) -> Config:
@@ -66,6 +69,14 @@ def alembic_config(url: str) -> Config:
 def pytest_sessionstart(session: pytest.Session) -> None:
     configure_logging()  # JSON lines at LOG_LEVEL (WARNING), as in production
     command.upgrade(alembic_config(TEST_DATABASE_URL), "head")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures the timing and load tests measured (AUTH-1, RST-1, REL-2 ...)."""
+    if FIGURES:
+        terminalreporter.section("measured figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -145,9 +156,32 @@ def app(session: AsyncSession) -> Iterator[FastAPI]:
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+def leak_scanner(session: AsyncSession) -> LeakScanner:
+    """AC-2 for every test: callers and users are read in the test's own transaction."""
+
+    async def resolve(token: str) -> Caller | None:
+        row = (
+            await session.execute(
+                select(col(User.id), col(User.role))
+                .join(AccessToken, col(AccessToken.user_id) == col(User.id))
+                .where(col(AccessToken.token) == hash_token(token))
+            )
+        ).first()
+        return Caller(row.id, str(row.role.value)) if row else None
+
+    async def emails() -> list[tuple[uuid.UUID, str]]:
+        rows = await session.execute(select(col(User.id), col(User.email)))
+        return [(row.id, row.email) for row in rows]
+
+    return LeakScanner(resolve, emails)
+
+
+@pytest.fixture
+async def client(app: FastAPI, leak_scanner: LeakScanner) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", event_hooks=leak_scanner.hooks
+    ) as client:
         yield client
 
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -63,8 +64,37 @@ class TestDatabaseServer:
         asyncio.run(self._execute(f'CREATE DATABASE "{name}"'))
         return name
 
+    def create_migrated_database(self, prefix: str = "event_manager_server") -> str:
+        """A new database with the real Alembic migrations applied (about a second)."""
+        from alembic import command
+        from alembic.config import Config
+
+        name = self.create_database(prefix)
+        config = Config(str(ROOT / "alembic.ini"))
+        config.attributes["database_url"] = self.url_for(name)
+        config.attributes["configure_logger"] = False
+        try:
+            command.upgrade(config, "head")
+        except BaseException:
+            self.drop_database(name)
+            raise
+        return name
+
     def drop_database(self, name: str) -> None:
         asyncio.run(self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    def database_exists(self, name: str) -> bool:
+        async def exists() -> bool:
+            connection = await asyncpg.connect(self._admin_dsn())
+            try:
+                found = await connection.fetchval(
+                    "SELECT 1 FROM pg_database WHERE datname = $1", name
+                )
+            finally:
+                await connection.close()
+            return found is not None
+
+        return asyncio.run(exists())
 
     async def _execute(self, sql: str) -> None:
         connection = await asyncpg.connect(self._admin_dsn())
@@ -120,11 +150,13 @@ def smtp_server(mailbox: Mailbox, port: int) -> Iterator[Controller]:
 
 @dataclass
 class ServerProcess:
-    """A real `uvicorn` serving the app against the test database, for concurrency and faults."""
+    """A real `uvicorn` serving the app, for concurrency, timing and faults."""
 
     base_url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    # The database it serves: the suite's test database unless run_server made its own.
+    database_url: str = field(default_factory=lambda: os.environ.get("DATABASE_URL", ""))
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -132,9 +164,30 @@ class ServerProcess:
 
 @contextmanager
 def run_server(
-    env: dict[str, str], *, workers: int = 2, target: str = "api.main:create_app"
+    env: dict[str, str],
+    *,
+    workers: int = 2,
+    target: str = "api.main:create_app",
+    own_database: TestDatabaseServer | None = None,
 ) -> Iterator[ServerProcess]:
-    """Serve `target` (an app factory when it names create_app) with uvicorn in a subprocess."""
+    """Serve `target` (an app factory when it names create_app) with uvicorn in a subprocess.
+
+    With `own_database`, the server gets a freshly migrated throwaway database on that
+    PostgreSQL server (dropped afterwards) instead of the suite's test database.
+    """
+    database = own_database.create_migrated_database() if own_database else None
+    if own_database and database:
+        env = {**env, "DATABASE_URL": own_database.url_for(database)}
+    try:
+        with _serve(env, workers=workers, target=target) as server:
+            yield server
+    finally:
+        if own_database and database:
+            own_database.drop_database(database)
+
+
+@contextmanager
+def _serve(env: dict[str, str], *, workers: int, target: str) -> Iterator[ServerProcess]:
     port = free_port()
     factory = ["--factory"] if target.endswith("create_app") else []
     log_file = tempfile.NamedTemporaryFile(prefix="server-", suffix=".log", delete=False)
@@ -158,8 +211,15 @@ def run_server(
         env={**os.environ, **env},
         stdout=log_file,
         stderr=subprocess.STDOUT,
+        # Its own process group, so that cleanup can reach every worker it forked.
+        start_new_session=True,
     )
-    server = ServerProcess(f"http://127.0.0.1:{port}", process, Path(log_file.name))
+    server = ServerProcess(
+        f"http://127.0.0.1:{port}",
+        process,
+        Path(log_file.name),
+        database_url=env.get("DATABASE_URL", os.environ.get("DATABASE_URL", "")),
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -180,4 +240,16 @@ def run_server(
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait(timeout=20)
+        # Any worker the supervisor left behind (it normally stops them itself).
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
         Path(log_file.name).unlink(missing_ok=True)
+
+
+# Figures measured by tests (timings, percentiles), printed at the end of the run.
+FIGURES: list[str] = []
+
+
+def report_figure(line: str) -> None:
+    FIGURES.append(line)

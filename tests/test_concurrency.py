@@ -1,4 +1,7 @@
-"""Races and timing against a real server process (REG-3, AUTH-3, AUTH-1, RST-1).
+"""Races, timing and load against a real server process (REG-3, AUTH-3, AUTH-1, RST-1, REL-2).
+
+The measured figures (medians, p99) are printed in the "measured figures" section at the end of
+the test run.
 
 The server commits to the test database: every test works on accounts under its own email
 prefix and deletes them, and their queued mail, when it ends.
@@ -24,7 +27,8 @@ from api import clock
 from api.mail.service import SEND_EMAIL, SUBJECTS, OutgoingMail
 from api.users.models import User, UserRole
 from tests.factories import DEFAULT_PASSWORD, create_user, delete_mail_to
-from tests.support import ServerProcess, run_server
+from tests.leaks import LeakScanner
+from tests.support import ServerProcess, report_figure, run_server
 
 MAX_LOGIN_ATTEMPTS = 5
 LOCKOUT_MINUTES = 15
@@ -32,6 +36,18 @@ SAMPLES = 30
 WARMUP = 10
 MEDIAN_GAP_SECONDS = 0.010
 WRONG_PASSWORD = "not the right passphrase"
+PARALLEL_LOGINS = 30
+LOGIN_ROUNDS = 2
+P99_LIMIT_SECONDS = 0.250
+
+
+def http(server: ServerProcess) -> httpx.AsyncClient:
+    """A client of the real server whose answers are scanned for leaks (AC-2)."""
+    return httpx.AsyncClient(base_url=server.base_url, timeout=30, event_hooks=LeakScanner().hooks)
+
+
+def milliseconds(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +144,7 @@ async def sample_alternately(
     return times, answers
 
 
+@pytest.mark.security("REG-3")
 class TestRegisterRace:
     async def test_20_parallel_signups_in_mixed_case_create_one_account(
         self, server: ServerProcess, engine: AsyncEngine, prefix: str
@@ -135,7 +152,7 @@ class TestRegisterRace:
         email = f"{prefix}race@example.com"
         variants = [mixed_case(email, seed) for seed in range(20)]
         assert len(set(variants)) == 20
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        async with http(server) as client:
             responses = await asyncio.gather(
                 *(
                     client.post(
@@ -159,13 +176,14 @@ class TestRegisterRace:
         assert [(m.to, m.subject) for m in mails] == [(created["email"], SUBJECTS["verify_email"])]
 
 
+@pytest.mark.security("AUTH-3")
 class TestLoginLockoutRace:
     async def test_50_parallel_wrong_passwords_evaluate_5_and_lock(
         self, server: ServerProcess, engine: AsyncEngine, prefix: str
     ) -> None:
         user = await committed_user(engine, f"{prefix}guess@example.com")
         wrong = {"username": user.email, "password": WRONG_PASSWORD}
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        async with http(server) as client:
             responses = await asyncio.gather(
                 *(client.post("/api/v1/auth/login", data=wrong) for _ in range(50))
             )
@@ -191,14 +209,13 @@ class TestLoginLockoutRace:
         assert [(m.to, m.subject) for m in mails] == [(user.email, SUBJECTS["account_locked"])]
 
 
+@pytest.mark.security("AUTH-1")
 class TestLoginTiming:
     async def test_unknown_email_and_wrong_password_look_the_same(
         self, production_hash_server: ServerProcess, engine: AsyncEngine, prefix: str
     ) -> None:
         email = f"{prefix}timing@example.com"
-        async with httpx.AsyncClient(
-            base_url=production_hash_server.base_url, timeout=30
-        ) as client:
+        async with http(production_hash_server) as client:
             registered = await client.post(
                 "/api/v1/auth/register", json={"email": email, "password": DEFAULT_PASSWORD}
             )
@@ -222,20 +239,27 @@ class TestLoginTiming:
                 {"unknown": {"data": unknown}, "wrong": {"data": wrong}},
             )
         assert answers == {(400, b'{"detail":"LOGIN_BAD_CREDENTIALS"}')}
-        gap = abs(statistics.median(times["unknown"]) - statistics.median(times["wrong"]))
+        unknown_median, wrong_median = (statistics.median(times[k]) for k in ("unknown", "wrong"))
+        gap = abs(unknown_median - wrong_median)
+        report_figure(
+            f"AUTH-1 login, {SAMPLES} samples each (argon2id t=3, 64 MiB): median unknown email"
+            f" {milliseconds(unknown_median)}, wrong password {milliseconds(wrong_median)},"
+            f" gap {milliseconds(gap)} (limit {milliseconds(MEDIAN_GAP_SECONDS)})"
+        )
         assert gap < MEDIAN_GAP_SECONDS, times
         [account] = await users_with_email(engine, email)
         assert account.failed_login_count == WARMUP + SAMPLES
         assert account.locked_until is None
 
 
+@pytest.mark.security("RST-1")
 class TestForgotPasswordTiming:
     async def test_known_and_unknown_email_look_the_same(
         self, server: ServerProcess, engine: AsyncEngine, prefix: str
     ) -> None:
         user = await committed_user(engine, f"{prefix}known@example.com")
         unknown_email = f"{prefix}unknown@example.com"
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        async with http(server) as client:
             times, answers = await sample_alternately(
                 client,
                 "/api/v1/auth/forgot-password",
@@ -245,10 +269,86 @@ class TestForgotPasswordTiming:
                 },
             )
         assert answers == {(202, b"null")}
-        gap = abs(statistics.median(times["known"]) - statistics.median(times["unknown"]))
+        known_median, unknown_median = (statistics.median(times[k]) for k in ("known", "unknown"))
+        gap = abs(known_median - unknown_median)
+        report_figure(
+            f"RST-1 forgot-password, {SAMPLES} samples each: median known email"
+            f" {milliseconds(known_median)}, unknown {milliseconds(unknown_median)},"
+            f" gap {milliseconds(gap)} (limit {milliseconds(MEDIAN_GAP_SECONDS)})"
+        )
         assert gap < MEDIAN_GAP_SECONDS, times
         # The known address really did the full work every time: one reset mail per request.
         mails = await mail_to(engine, user.email)
         assert len(mails) == WARMUP + SAMPLES
         assert {(m.to, m.subject) for m in mails} == {(user.email, SUBJECTS["reset_password"])}
         assert await mail_to(engine, unknown_email) == []
+
+
+@pytest.mark.security("REL-2")
+class TestEventLoopUnderLogins:
+    async def test_30_parallel_logins_keep_an_unrelated_endpoint_fast(
+        self, production_hash_server: ServerProcess, engine: AsyncEngine, prefix: str
+    ) -> None:
+        email = f"{prefix}loop@example.com"
+        async with http(production_hash_server) as client, http(production_hash_server) as probe:
+            registered = await client.post(
+                "/api/v1/auth/register", json={"email": email, "password": DEFAULT_PASSWORD}
+            )
+            assert registered.status_code == 201
+            async with AsyncSession(engine) as session:
+                await session.execute(
+                    update(User)
+                    .where(col(User.email) == email)
+                    .values(is_verified=True, role=UserRole.AUTHENTICATED)
+                )
+                await session.commit()
+            [account] = await users_with_email(engine, email)
+            assert account.hashed_password.startswith("$argon2id$v=19$m=65536,t=3,")
+            assert (await probe.get("/health")).status_code == 200
+
+            latencies: list[float] = []
+            done = asyncio.Event()
+
+            async def sample() -> None:
+                while not done.is_set():
+                    started = time.perf_counter()
+                    response = await probe.get("/health")
+                    latencies.append(time.perf_counter() - started)
+                    assert response.status_code == 200
+
+            async def logins() -> list[int]:
+                statuses: list[int] = []
+                started = time.perf_counter()
+                try:
+                    for _ in range(LOGIN_ROUNDS):
+                        responses = await asyncio.gather(
+                            *(
+                                client.post(
+                                    "/api/v1/auth/login",
+                                    data={"username": email, "password": DEFAULT_PASSWORD},
+                                )
+                                for _ in range(PARALLEL_LOGINS)
+                            )
+                        )
+                        statuses += [r.status_code for r in responses]
+                finally:
+                    done.set()
+                report_figure(
+                    f"REL-2 {LOGIN_ROUNDS} x {PARALLEL_LOGINS} parallel logins took"
+                    f" {time.perf_counter() - started:.2f} s"
+                )
+                return statuses
+
+            statuses, _ = await asyncio.gather(logins(), sample())
+        assert statuses == [200] * (LOGIN_ROUNDS * PARALLEL_LOGINS), (
+            Counter(statuses),
+            production_hash_server.log()[-5000:],
+        )
+        assert len(latencies) >= 50, latencies
+        p99 = statistics.quantiles(latencies, n=100)[98]
+        report_figure(
+            f"REL-2 GET /health during the logins: {len(latencies)} samples, median"
+            f" {milliseconds(statistics.median(latencies))}, p99 {milliseconds(p99)},"
+            f" max {milliseconds(max(latencies))} (limit p99 {milliseconds(P99_LIMIT_SECONDS)})"
+        )
+        assert p99 < P99_LIMIT_SECONDS, sorted(latencies)[-10:]

@@ -13,6 +13,8 @@ from api.main import MAX_BODY_BYTES
 from api.users.models import User, UserRole
 from tests.factories import DEFAULT_PASSWORD, create_user, user_by_email
 
+pytestmark = pytest.mark.security("VAL-2")
+
 REGISTER = "/api/v1/auth/register"
 LOGIN = "/api/v1/auth/login"
 JSON = {"Content-Type": "application/json"}

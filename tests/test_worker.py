@@ -105,6 +105,7 @@ async def test_rolled_back_request_queues_no_mail(engine: AsyncEngine) -> None:
         assert await _queued_count(session, [to]) == 0
 
 
+@pytest.mark.security("REL-3")
 @pytest.mark.usefixtures("running_worker")
 async def test_mail_outage_delays_and_loses_nothing(
     committed: AsyncSession, mailbox: Mailbox
@@ -185,6 +186,7 @@ async def test_lifespan_runs_worker_and_creates_first_admin(
             await connection.execute(text('DELETE FROM "user" WHERE email = :e'), {"e": email})
 
 
+@pytest.mark.security("REL-3")
 async def test_mail_failing_every_attempt_is_held_not_dropped(
     committed: AsyncSession, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:

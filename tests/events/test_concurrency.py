@@ -23,6 +23,7 @@ from api.events.models import Event, Registration, RegistrationStatus
 from api.mail.service import SEND_EMAIL, SUBJECTS, OutgoingMail
 from api.users.models import User, UserRole
 from tests.factories import create_event, create_user, delete_mail_to, register, token_headers
+from tests.leaks import LeakScanner
 from tests.support import ServerProcess, run_server
 
 DB_POOL_SIZE = 5
@@ -122,6 +123,7 @@ def client_for(server: ServerProcess, connections: int) -> httpx.AsyncClient:
         # No keep-alive: after a long race uvicorn closes idle connections (5 s), and a follow-up
         # request reusing one as it closes fails with "Server disconnected".
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=0),
+        event_hooks=LeakScanner().hooks,  # AC-2
     )
 
 
@@ -211,6 +213,7 @@ class TestRegisterForEvent:
     @pytest.mark.parametrize(
         ("capacity", "parallel"), [(10, 50), (50, 200)], ids=["N10-K50", "N50-K200"]
     )
+    @pytest.mark.security("CON-1")
     async def test_k_parallel_registrations_fill_n_seats_then_the_waitlist_in_order(
         self,
         server: ServerProcess,
@@ -259,6 +262,7 @@ class TestRegisterForEvent:
         received = subject("registration_confirmed", event)
         assert await mail_for(engine, scenario.prefix) == {(a.email, received): 1 for a in accounts}
 
+    @pytest.mark.security("CON-2")
     async def test_one_user_20_parallel_registrations_make_one(
         self, server: ServerProcess, engine: AsyncEngine, scenario: Scenario, owner: Account
     ) -> None:
@@ -288,6 +292,7 @@ class TestRegisterForEvent:
         assert await mail_for(engine, scenario.prefix) == {(account.email, received): 1}
 
 
+@pytest.mark.security("CON-3")
 class TestUnregisterFromEvent:
     async def test_parallel_unregistrations_and_registrations_promote_the_waitlist_in_order(
         self, server: ServerProcess, engine: AsyncEngine, scenario: Scenario, owner: Account

@@ -427,6 +427,7 @@ class TestGetEvent:
         assert parsed(response.json()) == event_view(event)
 
     @pytest.mark.parametrize("status", HIDDEN_STATUSES)
+    @pytest.mark.security("AC-3")
     async def test_hidden_anonymous_404(self, client, session, manager, status):
         hidden = await event_with_status(session, manager, status)
 
@@ -436,6 +437,7 @@ class TestGetEvent:
         assert response.json() == EVENT_NOT_FOUND
 
     @pytest.mark.parametrize("status", HIDDEN_STATUSES)
+    @pytest.mark.security("AC-3")
     async def test_hidden_user_404(self, client, session, manager, user, auth_as, status):
         hidden = await event_with_status(session, manager, status)
 
@@ -921,6 +923,7 @@ class TestApproveEvent:
         assert stored is not None
         assert (stored.status, stored.reviewed_by) == (EventStatus.PUBLISHED, admin.id)
 
+    @pytest.mark.security("AC-3")
     async def test_manager_on_own_event_403(self, client, session, pending_event, manager, auth_as):
         response = await client.post(
             f"{API}/{pending_event.id}/approve", headers=await auth_as(manager)
@@ -1047,6 +1050,7 @@ class TestRejectEvent:
         assert stored is not None
         assert (stored.status, stored.reviewed_by) == (EventStatus.REJECTED, admin.id)
 
+    @pytest.mark.security("AC-3")
     async def test_manager_on_own_event_403(self, client, session, pending_event, manager, auth_as):
         response = await client.post(
             f"{API}/{pending_event.id}/reject",

@@ -75,6 +75,7 @@ ACTIONS: list[tuple[Action, EventStatus, EventStatus, AuditAction, int]] = [
 IDS = [action.__name__ for action, *_ in ACTIONS]
 
 
+@pytest.mark.security("REL-4")
 class TestAuditAtomicity:
     """REL-4: an event's status change, its audit entry and its notices commit together."""
 

@@ -191,6 +191,7 @@ class TestRegister:
         assert verified.status_code == 200
         assert verified.json()["is_verified"] is True
 
+    @pytest.mark.security("REG-3")
     async def test_duplicate_email_other_case_400(self, client, session, user):
         response = await client.post(
             REGISTER, json={"email": user.email.upper(), "password": DEFAULT_PASSWORD}
@@ -211,6 +212,7 @@ class TestRegister:
             ("{local}", "Password should not be the email"),
         ],
     )
+    @pytest.mark.security("REG-2")
     async def test_invalid_password_400(self, client, session, password, reason):
         email = new_email()
         password = password.format(email=email, EMAIL=email.upper(), local=email.split("@")[0])
@@ -225,6 +227,7 @@ class TestRegister:
     @pytest.mark.parametrize(
         ("length", "status"), [(7, 400), (8, 201), (9, 201), (64, 201), (128, 201), (129, 422)]
     )
+    @pytest.mark.security("REG-2")
     async def test_password_length(self, client, length, status):
         password = ("Zq8 rT5m Wv3y Kp" * 9)[:length]
         response = await client.post(REGISTER, json={"email": new_email(), "password": password})
@@ -236,6 +239,7 @@ class TestRegister:
             assert error["loc"] == ["body", "password"]
             assert error["type"] == "string_too_long"
 
+    @pytest.mark.security("REG-2")
     async def test_128_char_password_logs_in(self, client):
         email, password = new_email(), ("Zq8 rT5m Wv3y Kp" * 8)
         assert len(password) == 128
@@ -246,6 +250,7 @@ class TestRegister:
         }
 
     @pytest.mark.parametrize("password", COMMON_SAMPLE)
+    @pytest.mark.security("REG-2")
     async def test_common_password_refused(self, client, password):
         response = await client.post(REGISTER, json={"email": new_email(), "password": password})
         assert response.status_code == 400
@@ -257,6 +262,7 @@ class TestRegister:
         "password",
         ["alllowercaseletters", "90817263549", "12 34 56 78 90 x", "pässwörd ünïcödé", "        x"],
     )
+    @pytest.mark.security("REG-2")
     async def test_no_composition_rules(self, client, password):
         response = await client.post(REGISTER, json={"email": new_email(), "password": password})
         assert response.status_code == 201
@@ -316,6 +322,7 @@ class TestRegister:
         assert response.status_code == 201
         assert {k: response.json()[k] for k in profile} == profile
 
+    @pytest.mark.security("REG-1")
     async def test_server_controlled_fields_ignored(self, client, session):
         """REG-1: role, flags and secrets in a register body never take effect."""
         email = new_email()
@@ -405,6 +412,7 @@ def crafted_verify_token(user: User, *, secret: str, lifetime: int) -> str:
     return generate_jwt(claims, secret, lifetime)
 
 
+@pytest.mark.security("REG-4")
 class TestVerify:
     async def test_200_verified_and_authenticated(self, client, session, unverified_user):
         token = await request_verification_token(client, session, unverified_user.email)
@@ -471,6 +479,7 @@ class TestLogin:
         response = await login(client, user.email.upper(), DEFAULT_PASSWORD)
         assert response.status_code == 200
 
+    @pytest.mark.security("AUTH-1")
     async def test_wrong_password_and_unknown_email_same_400(self, client, session, user):
         wrong = await login(client, user.email, "not the right passphrase")
         unknown = await login(client, new_email(), "not the right passphrase")
@@ -513,6 +522,7 @@ class TestLogin:
         assert password_helper.verify_and_update(DEFAULT_PASSWORD, stored.hashed_password)[0]
 
 
+@pytest.mark.security("AUTH-2")
 class TestLoginLockout:
     """AUTH-2 and the lockout rules of API.md."""
 
@@ -636,6 +646,7 @@ class TestLoginLockout:
         assert "locked after 5 failed sign-in attempts" in Mailbox.text(message)
 
 
+@pytest.mark.security("TOK-2")
 class TestLogout:
     async def test_204_then_token_401(self, client, session, user):
         headers = await login_headers(client, user.email, DEFAULT_PASSWORD)
@@ -677,6 +688,7 @@ class TestForgotPassword:
         reset = await client.post(RESET, json={"token": token, "password": NEW_PASSWORD})
         assert reset.status_code == 200
 
+    @pytest.mark.security("RST-1")
     async def test_unknown_email_202_no_mail(self, client, session):
         response = await client.post(FORGOT, json={"email": new_email()})
         assert response.status_code == 202
@@ -694,6 +706,7 @@ class TestForgotPassword:
         assert response.status_code == 422
         assert [e["loc"] for e in response.json()["detail"]] == [["body", "email"]]
 
+    @pytest.mark.security("RST-1")
     async def test_at_most_five_mails_an_hour(self, client, session, user, monkeypatch):
         """RST-1 burst: the 6th request in an hour still answers 202 but sends nothing."""
         at = datetime(2031, 1, 1, 12, 0, tzinfo=UTC)
@@ -710,6 +723,7 @@ class TestForgotPassword:
         assert (await client.post(FORGOT, json={"email": user.email})).status_code == 202
         assert len(await mails_to(session, user.email)) == 6
 
+    @pytest.mark.security("RST-1")
     async def test_limit_is_per_address(self, client, session, user, manager):
         for _ in range(6):
             await client.post(FORGOT, json={"email": user.email})
@@ -728,6 +742,7 @@ class TestResetPassword:
         old = await login(client, user.email, DEFAULT_PASSWORD)
         assert (old.status_code, old.json()) == (400, BAD_CREDENTIALS)
 
+    @pytest.mark.security("AUTH-4")
     async def test_clears_lockout(self, client, session, user):
         for _ in range(5):
             await login(client, user.email, "wrong passphrase here")
@@ -740,6 +755,7 @@ class TestResetPassword:
         assert (stored.failed_login_count, stored.locked_until) == (0, None)
         assert (await login(client, user.email, NEW_PASSWORD)).status_code == 200
 
+    @pytest.mark.security("TOK-2")
     async def test_revokes_earlier_tokens(self, client, session, user, auth_as):
         issued = await auth_as(user)
         logged_in = await login_headers(client, user.email, DEFAULT_PASSWORD)
@@ -751,6 +767,7 @@ class TestResetPassword:
         assert_401(await client.get(ME, headers=logged_in))
         assert await token_count(session, user.id) == 0
 
+    @pytest.mark.security("REG-4")
     async def test_token_single_use(self, client, session, user):
         token = await reset_token(client, session, user.email)
         first = await client.post(RESET, json={"token": token, "password": NEW_PASSWORD})
@@ -762,6 +779,7 @@ class TestResetPassword:
         assert again.json() == {"detail": "RESET_PASSWORD_BAD_TOKEN"}
         assert (await login(client, user.email, NEW_PASSWORD)).status_code == 200
 
+    @pytest.mark.security("REG-4")
     async def test_older_token_dies_with_the_password(self, client, session, user):
         older = await reset_token(client, session, user.email)
         newer = await reset_token(client, session, user.email)
@@ -777,6 +795,7 @@ class TestResetPassword:
         assert response.status_code == 400
         assert response.json() == {"detail": "RESET_PASSWORD_BAD_TOKEN"}
 
+    @pytest.mark.security("REG-4")
     async def test_expired_token_400(self, client, session, user):
         manager = UserManager(UserDatabase(session, User))
         token = generate_jwt(
@@ -793,6 +812,7 @@ class TestResetPassword:
         assert response.json() == {"detail": "RESET_PASSWORD_BAD_TOKEN"}
         assert (await login(client, user.email, DEFAULT_PASSWORD)).status_code == 200
 
+    @pytest.mark.security("REG-4")
     async def test_verification_token_400(self, client, session, unverified_user):
         token = await request_verification_token(client, session, unverified_user.email)
         response = await client.post(RESET, json={"token": token, "password": NEW_PASSWORD})
@@ -845,6 +865,7 @@ THROTTLED: list[tuple[str, Callable[[], dict[str, Any]]]] = [
 ]
 
 
+@pytest.mark.security("AUTH-4")
 class TestThrottle:
     """AUTH-4: per-client-IP throttle on the unauthenticated auth endpoints."""
 
@@ -892,6 +913,7 @@ class TestThrottle:
 class TestUpdateMe:
     """AUTH-5, TOK-2 and REG-1 through PATCH /users/me."""
 
+    @pytest.mark.security("AUTH-5")
     async def test_password_without_current_400(self, client, user, auth_as):
         response = await client.patch(
             ME, json={"password": NEW_PASSWORD}, headers=await auth_as(user)
@@ -905,6 +927,7 @@ class TestUpdateMe:
         }
         assert (await login(client, user.email, DEFAULT_PASSWORD)).status_code == 200
 
+    @pytest.mark.security("AUTH-5")
     async def test_password_wrong_current_400(self, client, user, auth_as):
         response = await client.patch(
             ME,
@@ -920,6 +943,7 @@ class TestUpdateMe:
         }
         assert (await login(client, user.email, NEW_PASSWORD)).json() == BAD_CREDENTIALS
 
+    @pytest.mark.security("TOK-2")
     async def test_password_change_revokes_every_token(self, client, session, user, auth_as):
         other = await auth_as(user)
         caller = await login_headers(client, user.email, DEFAULT_PASSWORD)
@@ -954,6 +978,7 @@ class TestUpdateMe:
         assert response.json()["bio"] == "New bio"
         assert (await client.get(ME, headers=headers)).status_code == 200
 
+    @pytest.mark.security("AUTH-5")
     async def test_email_change_resets_verification(self, client, session, user, auth_as):
         email = new_email()
         response = await client.patch(ME, json={"email": email}, headers=await auth_as(user))
@@ -991,6 +1016,7 @@ class TestUpdateMe:
         assert response.json() == {"detail": "NICKNAME_TAKEN"}
         assert (await db_user(session, user.id)).nickname == user.nickname
 
+    @pytest.mark.security("REG-1")
     async def test_server_controlled_fields_ignored(
         self, client, session, unverified_user, auth_as
     ):
@@ -1027,6 +1053,7 @@ class TestCurrentUserToken:
     @pytest.mark.parametrize(
         "kind", ["alg_none", "foreign_key", "expired", "no_exp", "tampered", "empty"]
     )
+    @pytest.mark.security("TOK-1")
     async def test_crafted_token_401(self, client, user, auth_as, kind):
         real = (await auth_as(user))["Authorization"].removeprefix("Bearer ")
         claims = {"sub": str(user.id), "aud": ["fastapi-users:auth"]}
@@ -1043,10 +1070,12 @@ class TestCurrentUserToken:
         }[kind]
         assert_401(await client.get(ME, headers={"Authorization": f"Bearer {token}"}))
 
+    @pytest.mark.security("TOK-1")
     async def test_query_string_token_401(self, client, user, auth_as):
         token = (await auth_as(user))["Authorization"].removeprefix("Bearer ")
         assert_401(await client.get(ME, params={"access_token": token}))
 
+    @pytest.mark.security("TOK-1")
     async def test_cookie_token_401(self, client, user, auth_as):
         token = (await auth_as(user))["Authorization"].removeprefix("Bearer ")
         response = await client.get(
@@ -1054,18 +1083,22 @@ class TestCurrentUserToken:
         )
         assert_401(response)
 
+    @pytest.mark.security("TOK-1")
     async def test_other_scheme_401(self, client, user, auth_as):
         token = (await auth_as(user))["Authorization"].removeprefix("Bearer ")
         assert_401(await client.get(ME, headers={"Authorization": f"Token {token}"}))
 
+    @pytest.mark.security("REG-4")
     async def test_verification_token_as_bearer_401(self, client, session, unverified_user):
         token = await request_verification_token(client, session, unverified_user.email)
         assert_401(await client.get(ME, headers={"Authorization": f"Bearer {token}"}))
 
+    @pytest.mark.security("REG-4")
     async def test_reset_token_as_bearer_401(self, client, session, user):
         token = await reset_token(client, session, user.email)
         assert_401(await client.get(ME, headers={"Authorization": f"Bearer {token}"}))
 
+    @pytest.mark.security("TOK-1")
     async def test_expired_access_token_401(self, client, session, user):
         headers = await login_headers(client, user.email, DEFAULT_PASSWORD)
         assert (await client.get(ME, headers=headers)).status_code == 200
@@ -1079,6 +1112,7 @@ class TestCurrentUserToken:
         await session.flush()
         assert_401(await client.get(ME, headers=headers))
 
+    @pytest.mark.security("TOK-2")
     async def test_deactivation_by_staff_revokes(self, client, session, user, admin, auth_as):
         headers = await auth_as(user)
         response = await client.patch(
@@ -1089,12 +1123,14 @@ class TestCurrentUserToken:
         assert_401(await client.get(ME, headers=headers))
         assert await token_count(session, user.id) == 0
 
+    @pytest.mark.security("TOK-2")
     async def test_delete_me_revokes(self, client, session, user, auth_as):
         headers = await auth_as(user)
         assert (await client.delete(ME, headers=headers)).status_code == 204
         assert_401(await client.get(ME, headers=headers))
         assert await session.scalar(select(User).where(col(User.id) == user.id)) is None
 
+    @pytest.mark.security("TOK-3")
     async def test_demoted_manager_403_at_once(self, client, manager, admin, auth_as):
         headers = await auth_as(manager)
         assert (await client.get("/api/v1/users", headers=headers)).status_code == 200

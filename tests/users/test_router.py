@@ -309,6 +309,7 @@ class TestDeleteMe:
         assert again.status_code == 401
         assert again.headers["WWW-Authenticate"] == "Bearer"
 
+    @pytest.mark.security("AC-4")
     async def test_last_admin_409(self, client, session, admin, auth_as):
         response = await client.delete("/api/v1/users/me", headers=await auth_as(admin))
 
@@ -316,6 +317,7 @@ class TestDeleteMe:
         assert response.json() == LAST_ADMIN
         assert await db_user(session, admin.id) is not None
 
+    @pytest.mark.security("AC-4")
     async def test_inactive_other_admin_does_not_count_409(self, client, session, admin, auth_as):
         await create_user(session, role=UserRole.ADMIN, is_active=False)
 
@@ -1100,6 +1102,7 @@ class TestUpdateUser:
         [entry] = await audit_entries(session, target.id)
         assert (entry.before, entry.after) == ({"bio": None}, {"bio": "changed"})
 
+    @pytest.mark.security("AC-4")
     async def test_deactivating_only_active_admin_409(
         self, client, session, admin, manager, auth_as
     ):
@@ -1116,6 +1119,7 @@ class TestUpdateUser:
         assert saved.is_active is True
         assert await audit_entries(session, admin.id) == []
 
+    @pytest.mark.security("AC-4")
     async def test_admin_deactivating_self_as_only_admin_409(self, client, session, admin, auth_as):
         response = await client.patch(
             f"/api/v1/users/{admin.id}", headers=await auth_as(admin), json={"is_active": False}
@@ -1235,6 +1239,7 @@ class TestDeleteUser:
         assert response.status_code == 204
         assert await db_user(session, other_id) is None
 
+    @pytest.mark.security("AC-4")
     async def test_only_admin_deleting_self_409_without_audit(
         self, client, session, admin, auth_as
     ):

@@ -49,6 +49,7 @@ async def admin_count(session: AsyncSession) -> int:
     return int(count or 0)
 
 
+@pytest.mark.security("AC-4")
 class TestEnsureNotLastAdmin:
     @pytest.mark.parametrize("becoming", [None, UserRole.MANAGER, UserRole.AUTHENTICATED])
     async def test_only_admin_refused(self, session, admin, becoming):
@@ -86,6 +87,7 @@ class TestEnsureNotLastAdmin:
 
 
 class TestSetUserRole:
+    @pytest.mark.security("AC-4")
     async def test_demoting_the_last_admin_409_changes_nothing(self, session, admin):
         # Over HTTP the actor is an active admin, so the target is never the last one; a
         # deactivation racing with the demotion is what this guard is there for.
@@ -161,6 +163,7 @@ ACTIONS: list[tuple[Action, AuditAction, int]] = [
 ACTION_IDS = [action.__name__ for action, _, _ in ACTIONS]
 
 
+@pytest.mark.security("REL-4")
 class TestAuditAtomicity:
     async def _target(self, session: AsyncSession) -> User:
         return await create_user(

@@ -1,0 +1,185 @@
+"""AC-2 across the suite: every response body is scanned for what must not reach its caller.
+
+`LeakScanner` is installed as httpx event hooks on the suite's `client` fixture (which reads
+callers and users in the test's transaction) and on the clients of the real-server tests
+(`LeakScanner().hooks`: no lookups, so every caller counts as anonymous and emails are not
+checked). It fails the request (an AssertionError raised from the client call, so the test
+fails) when a response body holds:
+
+- a password hash (`$argon2...`, bcrypt's `$2b$`...) or a `hashed_password` key, to anyone;
+- a bearer token seen in this test (in any request's Authorization header or issued by a login
+  answer) or a signed JWT (verification and reset tokens), to anyone, except the token a login
+  answer issues to its caller;
+- a lockout field (`failed_login_count`, `locked_until`), to a caller who is not staff;
+- the email of another user (when the scanner can look users up), to a caller who is not staff.
+
+What the request itself carried (its URL or body) is never counted: echoing the caller's own
+input (a 422, a page for the link the caller followed) discloses nothing. The caller is read from
+the request's bearer token before the request runs (it may be revoked by the request).
+"""
+
+import base64
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+import httpx
+
+STAFF_ROLES = frozenset({"MANAGER", "ADMIN"})
+LOGIN_PATH = "/api/v1/auth/login"
+# Static documents about the API (their examples show what a token looks like).
+DOCUMENTS = frozenset({"/openapi.json", "/docs", "/redoc"})
+
+PASSWORD_HASH = re.compile(r"\$argon2(?:id|i|d)\$|\$2[aby]\$\d\d\$|\"hashed_password\"")
+LOCKOUT_FIELD = re.compile(r"\"(?:failed_login_count|locked_until)\"")
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: no token (anonymous), or the token's user."""
+
+    user_id: uuid.UUID | None = None
+    role: str | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+
+ANONYMOUS = Caller()
+# token -> its caller (None when the token is unknown: revoked, crafted, expired).
+ResolveCaller = Callable[[str], Awaitable[Caller | None]]
+# The (id, email) of every user that exists now.
+ListEmails = Callable[[], Awaitable[Iterable[tuple[uuid.UUID, str]]]]
+
+
+def _bearer(request: httpx.Request) -> str | None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _email_pattern(email: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w.+-]){re.escape(email)}(?![\w.-])", re.IGNORECASE)
+
+
+def _sent(request: httpx.Request) -> str:
+    """What the caller sent: its URL and body (a streamed body is not kept)."""
+    try:
+        body = request.content.decode("utf-8", errors="replace")
+    except httpx.RequestNotRead:
+        body = ""
+    return f"{unquote_plus(str(request.url))}\n{body}"
+
+
+def _token_subjects(text: str) -> set[uuid.UUID]:
+    """The `sub` of every signed token in `text` (read, not verified: the server verified it)."""
+    subjects = set()
+    for match in JWT.finditer(text):
+        payload = match.group(0).split(".")[1]
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            subjects.add(uuid.UUID(str(claims["sub"])))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return subjects
+
+
+class LeakScanner:
+    def __init__(
+        self, resolve: ResolveCaller | None = None, emails: ListEmails | None = None
+    ) -> None:
+        self._resolve = resolve
+        self._emails = emails
+        self.tokens: set[str] = set()
+        self._callers: dict[int, Caller] = {}
+        self.scanned = 0
+
+    @property
+    def hooks(self) -> dict[str, list[Any]]:
+        return {"request": [self.on_request], "response": [self.on_response]}
+
+    async def on_request(self, request: httpx.Request) -> None:
+        token = _bearer(request)
+        caller = ANONYMOUS
+        if token is not None:
+            self.tokens.add(token)
+            resolved = await self._resolve(token) if self._resolve else None
+            # A token that is not (or no longer) valid authenticates nobody.
+            caller = resolved or ANONYMOUS
+        self._callers[id(request)] = caller
+
+    async def on_response(self, response: httpx.Response) -> None:
+        request = response.request
+        caller = self._callers.pop(id(request), ANONYMOUS)
+        await response.aread()
+        issued = self._issued_token(response)
+        self.check(response, caller, issued)
+        await self.check_emails(response, caller)
+        if issued:
+            self.tokens.add(issued)
+
+    @staticmethod
+    def _issued_token(response: httpx.Response) -> str | None:
+        if response.request.url.path != LOGIN_PATH or response.status_code != 200:
+            return None
+        try:
+            token = response.json().get("access_token")
+        except ValueError:
+            return None
+        return token if isinstance(token, str) else None
+
+    def check(self, response: httpx.Response, caller: Caller, issued: str | None) -> None:
+        """Raise AssertionError naming every leak in the response body."""
+        text = response.content.decode("utf-8", errors="replace")
+        if not text or response.request.url.path in DOCUMENTS:
+            return
+        self.scanned += 1
+        request = response.request
+        sent = _sent(request)
+        leaks: list[str] = []
+
+        def found(what: str, matches: Iterable[str]) -> None:
+            leaks.extend(f"{what}: {m[:40]}" for m in matches if m.strip('"') not in sent)
+
+        found("password hash", (m.group(0) for m in PASSWORD_HASH.finditer(text)))
+        found("token", (t for t in self.tokens if t in text and t != issued))
+        found("signed token", (m.group(0) for m in JWT.finditer(text)))
+        if not caller.is_staff:
+            found("lockout field", (m.group(0) for m in LOCKOUT_FIELD.finditer(text)))
+        if leaks:
+            raise AssertionError(
+                f"AC-2: {request.method} {request.url.path} as {caller.role or 'anonymous'}"
+                f" leaks {leaks}"
+            )
+
+    async def check_emails(self, response: httpx.Response, caller: Caller) -> None:
+        if (
+            self._emails is None
+            or caller.is_staff
+            or b"@" not in response.content
+            or response.request.url.path in DOCUMENTS
+        ):
+            return
+        text = response.content.decode("utf-8", errors="replace")
+        request = response.request
+        sent = _sent(request)
+        # A verification or reset token proves who holds it: its subject is the caller too.
+        own = {caller.user_id, *_token_subjects(sent)}
+        leaks = [
+            email
+            for user_id, email in await self._emails()
+            if user_id not in own
+            and "@" in email
+            and _email_pattern(email).search(text)
+            and not _email_pattern(email).search(sent)
+        ]
+        if leaks:
+            raise AssertionError(
+                f"AC-2: {request.method} {request.url.path} as {caller.role or 'anonymous'}"
+                f" leaks other users' emails {leaks}"
+            )
