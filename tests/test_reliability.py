@@ -31,6 +31,8 @@ from tests.conftest import TEST_DATABASE_URL, alembic_config
 from tests.factories import DEFAULT_PASSWORD, create_user, token_headers
 from tests.support import ServerProcess, free_port, run_server
 
+pytestmark = pytest.mark.security("REL-1")
+
 OUTAGE_BOUND_SECONDS = 5.0
 RECOVERY_DEADLINE_SECONDS = 30.0
 
