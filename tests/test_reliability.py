@@ -164,7 +164,8 @@ def proxy() -> Iterator[FaultProxy]:
 @pytest.fixture(scope="module")
 def server(proxy: FaultProxy) -> Iterator[ServerProcess]:
     # The shipped timeouts (DB_CONNECT/POOL/COMMAND_TIMEOUT_SECONDS) are left at their defaults.
-    with run_server({"DATABASE_URL": proxy.url, "AUTH_RATE_LIMIT": "off"}, workers=1) as process:
+    env = {"DATABASE_URL": proxy.url, "AUTH_RATE_LIMIT": "off", "DB_POOL_SIZE": "10"}
+    with run_server(env, workers=1) as process:
         yield process
 
 
