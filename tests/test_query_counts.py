@@ -50,7 +50,7 @@ async def counted(
     """{page size: statements run} for size 1 and 20, after one call to warm caches."""
     separator = "&" if "?" in path else "?"
     await client.get(f"{path}{separator}size=1", headers=headers)
-    counts = {}
+    counts: dict[int, int] = {}
     for size in (1, 20):
         before = statements.count
         response = await client.get(f"{path}{separator}size={size}", headers=headers)
