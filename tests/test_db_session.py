@@ -1,6 +1,6 @@
 """api.db.get_session: reads run without a transaction, writes in one."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import pytest
 from sqlalchemy import text
@@ -16,7 +16,7 @@ def request(method: str) -> Request:
     return Request({"type": "http", "method": method, "headers": [], "path": "/"})
 
 
-async def own_transaction_each(sessions: AsyncIterator[AsyncSession]) -> bool:
+async def own_transaction_each(sessions: AsyncGenerator[AsyncSession]) -> bool:
     session = await anext(sessions)
     try:
         first = await session.scalar(NOW)
