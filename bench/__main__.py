@@ -413,35 +413,69 @@ def logins(servers: dict[str, str], login: Path, health: Path, workers: int) -> 
     return figures
 
 
+async def _raw_connection(base: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = base.removeprefix("http://").split(":")
+    return await asyncio.open_connection(host, int(port))
+
+
+async def _raw_request(
+    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter], request: bytes
+) -> int:
+    """One HTTP/1.1 request on an open keep-alive connection; the status code (0: failed)."""
+    reader, writer = connection
+    try:
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        length = next(
+            (
+                int(v)
+                for k, _, v in (h.partition(":") for h in lines)
+                if k.lower() == "content-length"
+            ),
+            0,
+        )
+        await reader.readexactly(length)
+        return int(lines[0].split()[1])
+    except (OSError, asyncio.IncompleteReadError, ValueError) as error:
+        console.print(f"[red]burst: {error!r}[/red]")
+        return 0
+
+
 async def burst(base: str, dsn: str, tokens: list[str]) -> dict[str, Any]:
-    """BURST_USERS users register at once for a fresh event of BURST_SEATS seats."""
+    """BURST_USERS users register at once for a fresh event of BURST_SEATS seats.
+
+    A raw asyncio client on connections opened beforehand: an HTTP library in Python would take
+    seconds itself to send 200 requests at once, and measure itself rather than the server.
+    """
     connection = await asyncpg.connect(dsn)
     try:
         admin = await connection.fetchval("SELECT id FROM \"user\" WHERE role = 'ADMIN' LIMIT 1")
         event_id = await _new_event(connection, admin, capacity=BURST_SEATS)
-        limits = httpx.Limits(max_connections=BURST_USERS, max_keepalive_connections=BURST_USERS)
-        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-            # Open every connection first: the burst measures registrations, not TCP handshakes.
-            await asyncio.gather(*(client.get("/health") for _ in range(BURST_USERS)))
-            latencies: list[float] = []
+        host = base.removeprefix("http://")
+        requests = [
+            (
+                f"POST /api/v1/events/{event_id}/registrations HTTP/1.1\r\nHost: {host}\r\n"
+                f"Authorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
+            ).encode()
+            for token in tokens[:BURST_USERS]
+        ]
+        connections = await asyncio.gather(*(_raw_connection(base) for _ in requests))
+        latencies: list[float] = []
 
-            async def one(token: str) -> int:
-                start = time.perf_counter()
-                try:
-                    response = await client.post(
-                        f"/api/v1/events/{event_id}/registrations",
-                        headers={"Authorization": f"Bearer {token}"},
-                    )
-                except httpx.HTTPError as error:
-                    console.print(f"[red]burst: {error!r}[/red]")
-                    return 0
-                finally:
-                    latencies.append((time.perf_counter() - start) * 1000)
-                return response.status_code
+        async def one(link: tuple[asyncio.StreamReader, asyncio.StreamWriter], raw: bytes) -> int:
+            started = time.perf_counter()
+            code = await _raw_request(link, raw)
+            latencies.append((time.perf_counter() - started) * 1000)
+            return code
 
-            start = time.perf_counter()
-            codes = await asyncio.gather(*(one(t) for t in tokens[:BURST_USERS]))
-            elapsed = time.perf_counter() - start
+        start = time.perf_counter()
+        codes = await asyncio.gather(
+            *(one(c, r) for c, r in zip(connections, requests, strict=True))
+        )
+        elapsed = time.perf_counter() - start
+        for _, writer in connections:
+            writer.close()
         rows = await connection.fetch(
             "SELECT status::text, count(*) FROM registration WHERE event_id = $1 GROUP BY status",
             uuid.UUID(event_id),
