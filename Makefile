@@ -83,8 +83,10 @@ create-admin: install ## Create an admin: make create-admin EMAIL=... PASSWORD=.
 	$(UV_RUN) event-manager create-admin \
 		--email "$$CREATE_ADMIN_EMAIL" --password "$$CREATE_ADMIN_PASSWORD"
 
-bench: install ## Run the benchmarks (python -m bench)
-	$(UV_RUN) python -m bench
+# BENCH_SECONDS, BENCH_SCALE, BENCH_WORKERS, ... reach it through the environment (bench/README.md);
+# GROWTH=1 measures 10x the data against 1x instead.
+bench: install ## Benchmarks against a raw ceiling (needs wrk; GROWTH=1: cost of 10x data)
+	$(UV_RUN) python -m bench $(if $(GROWTH),--growth,)
 
 clean: ## Remove caches and coverage output (never .data/, .venv/ or .tools/)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage .coverage.*

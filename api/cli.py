@@ -148,6 +148,10 @@ def seed_demo(
     users: Annotated[int, typer.Option(min=0, help="Verified users to add")] = 40,
     managers: Annotated[int, typer.Option(min=0, help="Managers to add")] = 5,
     events: Annotated[int, typer.Option(min=0, help="Events to add")] = 30,
+    registrations: Annotated[
+        int | None,
+        typer.Option(min=0, help="About this many registrations (default: ~12 per user)"),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the fake data")] = 42,
 ) -> None:
     """Add fake users, events and registrations for a demo (run `migrate` first)."""
@@ -158,7 +162,13 @@ def seed_demo(
 
     async def run() -> SeedSummary:
         try:
-            return await seed_database(users=users, managers=managers, events=events, seed=seed)
+            return await seed_database(
+                users=users,
+                managers=managers,
+                events=events,
+                registrations=registrations,
+                seed=seed,
+            )
         finally:
             await dispose_engine()
 

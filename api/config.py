@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     # Unset: an embedded PostgreSQL under DATA_DIR is started (see api.embedded).
     DATABASE_URL: str | None = None
     DATA_DIR: Path = PROJECT_ROOT / ".data"
-    DB_POOL_SIZE: int = Field(default=10, ge=2)
+    DB_POOL_SIZE: int = Field(default=20, ge=2)
     # Waiting longer for a pooled connection than this answers 503 (well within 5 s in all).
     DB_POOL_TIMEOUT_SECONDS: float = 3.0
     DB_CONNECT_TIMEOUT_SECONDS: float = 3.0

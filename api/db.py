@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
@@ -66,8 +66,11 @@ def create_engine(url: str | None = None, *, pool_size: int | None = None) -> As
     size = pool_size or settings.DB_POOL_SIZE
     engine = create_async_engine(
         url or get_database_url(),
+        # Up to DB_POOL_SIZE connections, all kept once opened: no "overflow", which SQLAlchemy
+        # closes as soon as it is returned, so under steady load above the pool size every
+        # request would connect afresh (a new PostgreSQL backend each time).
         pool_size=size,
-        max_overflow=size,
+        max_overflow=0,
         pool_timeout=settings.DB_POOL_TIMEOUT_SECONDS,
         connect_args={
             "timeout": settings.DB_CONNECT_TIMEOUT_SECONDS,
@@ -102,9 +105,16 @@ def contains_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-async def get_session() -> AsyncIterator[AsyncSession]:
-    """One transaction per request: commit on success, roll back on any error."""
+# Methods that never write: their statements run in autocommit mode (no BEGIN and COMMIT round
+# trips). Under READ COMMITTED each statement sees its own snapshot either way.
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: commit on success, roll back on any error (reads: none)."""
     async with get_sessionmaker()() as session:
+        if request.method in READ_METHODS:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         try:
             yield session
         except BaseException:

@@ -356,6 +356,7 @@ def _events(
     reviewers: Sequence[uuid.UUID],
     attendees: Sequence[uuid.UUID],
     popular: float,
+    per_event: float | None,
     now: datetime,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """`count` events with their registrations, each registration list in arrival order."""
@@ -441,10 +442,13 @@ def _events(
             )
         if was_published and attendees and (index == 0 or rng.random() < popular):
             if index == 0:
-                wanted = (capacity or 0) + 3
+                wanted = min((capacity or 0) + 3, MAX_APPLICANTS)
+            elif per_event is not None:
+                # A registrations target: about per_event each, whatever the capacity.
+                wanted = round(per_event * rng.uniform(0.5, 1.5))
             else:
-                wanted = int((capacity or 25) * rng.uniform(0.2, 1.3))
-            applicants = rng.sample(attendees, k=min(wanted, MAX_APPLICANTS, len(attendees)))
+                wanted = min(int((capacity or 25) * rng.uniform(0.2, 1.3)), MAX_APPLICANTS)
+            applicants = rng.sample(attendees, k=min(wanted, len(attendees)))
             line = _line(
                 rng,
                 event_id=event_id,
@@ -476,14 +480,18 @@ async def seed(
     users: int = 40,
     managers: int = 5,
     events: int = 30,
+    registrations: int | None = None,
     seed: int = 42,
 ) -> SeedSummary:
     """Add fake users, managers, the demo admin, events and registrations; flush, never commit.
 
     Every account is verified and shares DEMO_PASSWORD. Emails and nicknames carry a random
     run tag, so running again adds more data instead of colliding with the last run.
+    `registrations` asks for about that many registrations in all (spread over every event that
+    was published; one user registers at most once per event), instead of about
+    REGISTRATIONS_PER_USER per user.
     """
-    if min(users, managers, events) < 0:
+    if min(users, managers, events, registrations or 0) < 0:
         raise ValueError("counts must not be negative")
     fake = Faker()
     fake.seed_instance(seed)
@@ -523,6 +531,13 @@ async def seed(
     # The share of the (about 80% once) published events that get registrations, about 15 each,
     # so that a demo user signs up for about REGISTRATIONS_PER_USER events.
     popular = min(1.0, users * REGISTRATIONS_PER_USER / max(1.0, events * 0.8 * 15))
+    per_event = None
+    if registrations is not None:
+        # PUBLISHED events and the half of the CANCELLED ones that were published first.
+        published_share = (
+            STATUS_WEIGHTS[EventStatus.PUBLISHED] + STATUS_WEIGHTS[EventStatus.CANCELLED] / 2
+        ) / sum(STATUS_WEIGHTS.values())
+        popular, per_event = 1.0, registrations / max(1.0, events * published_share)
     event_counts: Counter[EventStatus] = Counter()
     registration_counts: Counter[RegistrationStatus] = Counter()
     for first in range(0, events, EVENT_CHUNK):
@@ -535,6 +550,7 @@ async def seed(
             reviewers=reviewers,
             attendees=attendees,
             popular=popular,
+            per_event=per_event,
             now=now,
         )
         await _insert(session, Event, event_rows)
@@ -558,10 +574,19 @@ async def seed(
 _seed = seed
 
 
-async def seed_database(*, users: int, managers: int, events: int, seed: int) -> SeedSummary:
+async def seed_database(
+    *, users: int, managers: int, events: int, seed: int, registrations: int | None = None
+) -> SeedSummary:
     """seed() in one transaction on the configured database (the CLI's entry point)."""
     async with get_sessionmaker()() as session, session.begin():
-        return await _seed(session, users=users, managers=managers, events=events, seed=seed)
+        return await _seed(
+            session,
+            users=users,
+            managers=managers,
+            events=events,
+            registrations=registrations,
+            seed=seed,
+        )
 
 
 def summary_table(summary: SeedSummary) -> Table:

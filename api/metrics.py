@@ -65,7 +65,7 @@ POOL_IN_USE = Gauge(
 )
 POOL_CAPACITY = Gauge(
     "event_manager_db_pool_connections_capacity",
-    "Connections the pool may open (DB_POOL_SIZE plus as many overflow)",
+    "Connections the pool may open (DB_POOL_SIZE)",
     registry=None,
     multiprocess_mode="livesum",
 )
@@ -123,7 +123,7 @@ def install(app: FastAPI) -> None:
             collector(registry=registry)
         for metric in APP_METRICS:
             registry.register(metric)
-    POOL_CAPACITY.set(2 * settings.DB_POOL_SIZE)  # pool_size + max_overflow (api.db)
+    POOL_CAPACITY.set(settings.DB_POOL_SIZE)
     Instrumentator(
         should_group_status_codes=False, excluded_handlers=["/metrics"], registry=registry
     ).add(

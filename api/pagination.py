@@ -21,7 +21,8 @@ class PageParams(BaseModel):
         return (self.page - 1) * self.size
 
 
-def page_params(
+# async: a plain `def` dependency would run in the thread pool, a thread hop per request.
+async def page_params(
     page: Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")] = 1,
     size: Annotated[int, Query(ge=1, le=100, description="Items per page")] = 20,
 ) -> PageParams:

@@ -209,7 +209,7 @@ def _serve(env: dict[str, str], *, workers: int, target: str) -> Iterator[Server
         ],
         cwd=ROOT,
         # A small pool unless a test asks otherwise: several servers share one PostgreSQL.
-        env={**os.environ, "DB_POOL_SIZE": "5", **env},
+        env={**os.environ, "DB_POOL_SIZE": "10", **env},
         stdout=log_file,
         stderr=subprocess.STDOUT,
         # Its own process group, so that cleanup can reach every worker it forked.

@@ -288,6 +288,38 @@ class TestSeed:
             await seed(session, users=-1, managers=0, events=0, seed=1)
 
 
+class TestRegistrationsTarget:
+    """seed(registrations=n): about n registrations, under the same rules as the default."""
+
+    async def test_about_the_asked_number_of_registrations(self, session):
+        summary = await seeded(session, users=60, events=40, registrations=600)
+
+        lines = await registrations_by_event(session)
+        total = sum(len(line) for line in lines.values())
+        assert total == sum(summary.registrations.values())
+        assert 600 * 0.7 <= total <= 600 * 1.3
+
+    async def test_rules_hold_with_crowded_events(self, session):
+        await seeded(session, users=60, events=40, registrations=1200)
+
+        lines = await registrations_by_event(session)
+        for event in await all_events(session):
+            line = lines.get(event.id, [])
+            statuses = Counter(r.status for r in line)
+            assert event.registered_count == statuses[RegistrationStatus.CONFIRMED]
+            assert event.waitlist_count == statuses[RegistrationStatus.WAITLISTED]
+            assert event.capacity is None or event.registered_count <= event.capacity
+            assert event.waitlist_count == 0 or event.registered_count == event.capacity
+            assert len({r.user_id for r in line}) == len(line)
+            live = [r for r in line if r.status is not RegistrationStatus.CANCELLED]
+            confirmed = [r.status is RegistrationStatus.CONFIRMED for r in live]
+            assert confirmed == sorted(confirmed, reverse=True)
+
+    async def test_negative_target_is_refused(self, session):
+        with pytest.raises(ValueError, match="counts must not be negative"):
+            await seed(session, users=1, managers=0, events=1, registrations=-1, seed=1)
+
+
 def _fetch(url: str, sql: str) -> list[Any]:
     async def run() -> list[Any]:
         connection = await asyncpg.connect(url.replace("+asyncpg", ""))
@@ -318,7 +350,7 @@ class TestSeedDemoCommand:
         result = runner.invoke(app, ["seed-demo", "--help"])
 
         assert result.exit_code == 0, result.output
-        for option in ("--users", "--managers", "--events", "--seed"):
+        for option in ("--users", "--managers", "--events", "--registrations", "--seed"):
             assert option in result.output
 
     def test_seeds_a_migrated_database_twice(self, fresh_database):

@@ -84,7 +84,7 @@ async def test_metrics_show_the_pool_and_the_mail_queue(
     assert jobs == dict.fromkeys(states, 1)
     assert values["event_manager_mail_failed_attempts"] == 11
     assert values["event_manager_database_up"] == 1
-    assert values["event_manager_db_pool_connections_capacity"] == 2 * settings.DB_POOL_SIZE
+    assert values["event_manager_db_pool_connections_capacity"] == settings.DB_POOL_SIZE
     assert values["event_manager_db_pool_connections_in_use"] >= 0
 
 

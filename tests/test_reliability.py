@@ -164,7 +164,7 @@ def proxy() -> Iterator[FaultProxy]:
 @pytest.fixture(scope="module")
 def server(proxy: FaultProxy) -> Iterator[ServerProcess]:
     # The shipped timeouts (DB_CONNECT/POOL/COMMAND_TIMEOUT_SECONDS) are left at their defaults.
-    env = {"DATABASE_URL": proxy.url, "AUTH_RATE_LIMIT": "off", "DB_POOL_SIZE": "10"}
+    env = {"DATABASE_URL": proxy.url, "AUTH_RATE_LIMIT": "off", "DB_POOL_SIZE": "20"}
     with run_server(env, workers=1) as process:
         yield process
 
@@ -284,7 +284,7 @@ class TestDatabaseOutage:
     async def test_parallel_requests_all_503_within_5s(
         self, http: httpx.AsyncClient, outage: Callable[[], None], account
     ) -> None:
-        # As many requests as the pool has connections (DB_POOL_SIZE + overflow = 20); more wait
+        # As many requests as the pool has connections (DB_POOL_SIZE = 20); more wait
         # DB_POOL_TIMEOUT_SECONDS for a free slot first.
         user, headers = account
         await assert_serving(http, user, headers)

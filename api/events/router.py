@@ -34,6 +34,7 @@ from api.events.models import (
     RegistrationStatus,
     ReviewFeedback,
 )
+from api.http_cache import json_with_etag
 from api.pagination import Page, PageParamsDep
 from api.users.auth import CurrentUser, ManagerUser, OptionalUser, VerifiedUser
 from api.users.models import UserPublic
@@ -77,7 +78,16 @@ async def create_event(
     return _public(event)
 
 
-@router.get("", response_model=Page[EventPublic], responses=error_responses(Unauthorized))
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: If-None-Match holds the current ETag"}
+}
+
+
+@router.get(
+    "",
+    response_model=Page[EventPublic],
+    responses={**NOT_MODIFIED, **error_responses(Unauthorized)},
+)
 async def list_events(
     session: SessionDep,
     viewer: OptionalUser,
@@ -106,8 +116,10 @@ async def list_events(
     created_by: Annotated[
         Literal["me"] | None, Query(description="me: the caller's own events (needs a token)")
     ] = None,
-) -> Page[EventPublic]:
-    """Upcoming published events, soonest first, filtered; anyone may call it."""
+) -> Response:
+    """Upcoming published events, soonest first, filtered; anyone may call it.
+
+    The answer carries an ETag: If-None-Match with it answers 304 while the page is unchanged."""
     if created_by is not None and viewer is None:
         raise Unauthorized()
     events, total = await event_service.list_events(
@@ -123,15 +135,20 @@ async def list_events(
         status=event_status,
         mine=created_by is not None,
     )
-    return Page[EventPublic].build(
+    page = Page[EventPublic].build(
         [_public(e) for e in events], total=total, params=params, request=request
     )
+    return json_with_etag(request, page)
 
 
-@router.get("/{event_id}", response_model=EventPublic, responses=error_responses(NOT_FOUND))
-async def get_event(event: EventDep) -> EventPublic:
-    """One event, as its visibility allows."""
-    return _public(event)
+@router.get(
+    "/{event_id}",
+    response_model=EventPublic,
+    responses={**NOT_MODIFIED, **error_responses(NOT_FOUND)},
+)
+async def get_event(event: EventDep, request: Request) -> Response:
+    """One event, as its visibility allows; If-None-Match with its ETag answers 304."""
+    return json_with_etag(request, _public(event))
 
 
 @router.patch(

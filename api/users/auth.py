@@ -2,7 +2,7 @@
 
 import uuid
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends
@@ -10,7 +10,7 @@ from fastapi_users import BaseUserManager, FastAPIUsers
 from fastapi_users.authentication import AuthenticationBackend, BearerTransport
 from fastapi_users.authentication.strategy.db import DatabaseStrategy
 from fastapi_users.openapi import OpenAPIResponseType
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlmodel import col
 
 from api import clock
@@ -31,6 +31,18 @@ class RevocableBearerTransport(BearerTransport):
 bearer_transport = RevocableBearerTransport(tokenUrl="/api/v1/auth/login")
 
 
+# Built once: the lookup runs on every authenticated request.
+USER_BY_TOKEN = (
+    select(User)
+    .join(AccessToken, col(AccessToken.user_id) == col(User.id))
+    .where(
+        col(AccessToken.token) == bindparam("token"),
+        col(AccessToken.created_at) >= bindparam("oldest"),
+    )
+)
+NO_EXPIRY = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 class UserTokenStrategy(DatabaseStrategy[User, uuid.UUID, AccessToken]):
     """Database tokens, not JWTs: logout, password change and deactivation revoke them at once.
 
@@ -47,18 +59,18 @@ class UserTokenStrategy(DatabaseStrategy[User, uuid.UUID, AccessToken]):
     ) -> User | None:
         if token is None:
             return None
-        statement = (
-            select(User)
-            .join(AccessToken, col(AccessToken.user_id) == col(User.id))
-            .where(col(AccessToken.token) == hash_token(token))
+        oldest = (
+            clock.now() - timedelta(seconds=self.lifetime_seconds)
+            if self.lifetime_seconds
+            else NO_EXPIRY
         )
-        if self.lifetime_seconds:
-            oldest = clock.now() - timedelta(seconds=self.lifetime_seconds)
-            statement = statement.where(col(AccessToken.created_at) >= oldest)
-        return (await self.database.session.scalars(statement)).first()
+        found = await self.database.session.scalars(
+            USER_BY_TOKEN, {"token": hash_token(token), "oldest": oldest}
+        )
+        return found.first()
 
 
-def get_database_strategy(
+async def get_database_strategy(  # async: no thread-pool hop per request
     access_token_db: Annotated[AccessTokenDatabase, Depends(get_access_token_db)],
 ) -> UserTokenStrategy:
     return UserTokenStrategy(

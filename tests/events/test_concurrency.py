@@ -26,7 +26,7 @@ from tests.factories import create_event, create_user, delete_mail_to, register,
 from tests.leaks import LeakScanner
 from tests.support import ServerProcess, run_server
 
-DB_POOL_SIZE = 5
+DB_POOL_SIZE = 10
 # Registrations for one event queue for a pooled connection, then on the event's row lock:
 # on a busy machine the last of 200 waits over 3 s (the default pool timeout) for a
 # connection, and up to 9 s for the lock (measured), near the default 10 s statement timeout.
@@ -225,7 +225,7 @@ class TestRegisterForEvent:
         run: int,
     ) -> None:
         del run  # each run repeats the same race afresh
-        assert parallel > 2 * 2 * DB_POOL_SIZE  # more than two workers' pools with overflow
+        assert parallel > 2 * DB_POOL_SIZE  # more than the two workers' pools together
         waiting = parallel - capacity
         event, _ = await scenario.event(owner, capacity)
         accounts = await scenario.accounts(parallel)

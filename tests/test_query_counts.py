@@ -1,0 +1,165 @@
+"""No N+1: the SQL statements a list route runs do not grow with the page size.
+
+Each route is called with size=1 and size=20 over more than 20 rows; the statements sent to
+PostgreSQL (counted on the engine) must be the same number for both pages.
+"""
+
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from api.audit.models import AuditAction, AuditLog
+from api.events.models import EventStatus
+from api.notifications.models import Notification, NotificationKind
+from api.users.models import User, UserRole
+from tests.factories import create_event, create_user, register
+
+ROWS = 22
+
+
+class StatementCounter:
+    def __init__(self) -> None:
+        self.count = 0
+        self.statements: list[str] = []
+
+    def __call__(self, *args: Any) -> None:
+        self.count += 1
+        self.statements.append(args[2])
+
+
+@pytest.fixture
+def statements(engine: AsyncEngine) -> Iterator[StatementCounter]:
+    counter = StatementCounter()
+    event.listen(engine.sync_engine, "before_cursor_execute", counter)
+    try:
+        yield counter
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", counter)
+
+
+async def counted(
+    client: httpx.AsyncClient,
+    statements: StatementCounter,
+    path: str,
+    headers: dict[str, str] | None = None,
+) -> dict[int, int]:
+    """{page size: statements run} for size 1 and 20, after one call to warm caches."""
+    separator = "&" if "?" in path else "?"
+    await client.get(f"{path}{separator}size=1", headers=headers)
+    counts: dict[int, int] = {}
+    for size in (1, 20):
+        before = statements.count
+        response = await client.get(f"{path}{separator}size={size}", headers=headers)
+        assert response.status_code == 200, response.text
+        assert len(response.json()["items"]) == size
+        counts[size] = statements.count - before
+    assert counts[1] > 0  # the listener sees the route's statements
+    return counts
+
+
+AuthAs = Callable[[User], Awaitable[dict[str, str]]]
+
+
+async def test_events_listing(client, session: AsyncSession, manager: User, statements):
+    for _ in range(ROWS):
+        await create_event(session, owner=manager)
+
+    counts = await counted(client, statements, "/api/v1/events")
+
+    assert counts[1] == counts[20]
+
+
+async def test_own_events_listing(
+    client, session: AsyncSession, manager: User, auth_as: AuthAs, statements
+):
+    for n in range(ROWS):
+        await create_event(
+            session, owner=manager, status=EventStatus.PENDING if n % 2 else EventStatus.PUBLISHED
+        )
+
+    counts = await counted(
+        client, statements, "/api/v1/events?created_by=me", await auth_as(manager)
+    )
+
+    assert counts[1] == counts[20]
+
+
+async def test_attendees(client, session: AsyncSession, manager: User, auth_as: AuthAs, statements):
+    event = await create_event(session, owner=manager, capacity=ROWS // 2)
+    for _ in range(ROWS):
+        await register(session, event, await create_user(session))
+
+    counts = await counted(
+        client, statements, f"/api/v1/events/{event.id}/registrations", await auth_as(manager)
+    )
+
+    assert counts[1] == counts[20]
+
+
+async def test_my_registrations(
+    client, session: AsyncSession, user: User, manager: User, auth_as: AuthAs, statements
+):
+    other = await create_user(session)
+    for n in range(ROWS):
+        event = await create_event(session, owner=manager, capacity=1)
+        if n % 3 == 0:  # a full event: the user waits in line
+            await register(session, event, other)
+        await register(session, event, user)
+
+    counts = await counted(
+        client, statements, "/api/v1/users/me/registrations", await auth_as(user)
+    )
+
+    assert counts[1] == counts[20]
+
+
+async def test_users_list(client, session: AsyncSession, admin: User, auth_as: AuthAs, statements):
+    for n in range(ROWS):
+        await create_user(session, role=UserRole.MANAGER if n % 4 == 0 else UserRole.AUTHENTICATED)
+
+    counts = await counted(client, statements, "/api/v1/users", await auth_as(admin))
+
+    assert counts[1] == counts[20]
+
+
+async def test_notification_inbox(
+    client, session: AsyncSession, user: User, auth_as: AuthAs, statements
+):
+    session.add_all(
+        Notification(
+            user_id=user.id,
+            kind=NotificationKind.EVENT_REMINDER,
+            title=f"Reminder {n}",
+            body="Tomorrow.",
+            data={"n": n},
+        )
+        for n in range(ROWS)
+    )
+    await session.flush()
+
+    counts = await counted(client, statements, "/api/v1/notifications", await auth_as(user))
+
+    assert counts[1] == counts[20]
+
+
+async def test_audit_log(client, session: AsyncSession, admin: User, auth_as: AuthAs, statements):
+    session.add_all(
+        AuditLog(
+            actor_id=admin.id,
+            action=AuditAction.ROLE_CHANGED,
+            target_type="user",
+            target_id=admin.id,
+            before={"role": "MANAGER"},
+            after={"role": "ADMIN"},
+        )
+        for _ in range(ROWS)
+    )
+    await session.flush()
+
+    counts = await counted(client, statements, "/api/v1/audit-log", await auth_as(admin))
+
+    assert counts[1] == counts[20]
