@@ -209,6 +209,24 @@ class TestLoginLockoutRace:
         assert [(m.to, m.subject) for m in mails] == [(user.email, SUBJECTS["account_locked"])]
 
 
+async def register_verified(client: httpx.AsyncClient, engine: AsyncEngine, email: str) -> None:
+    """Sign up through the server (so it hashes at its own cost), then verify directly."""
+    registered = await client.post(
+        "/api/v1/auth/register", json={"email": email, "password": DEFAULT_PASSWORD}
+    )
+    assert registered.status_code == 201
+    async with AsyncSession(engine) as session:
+        await session.execute(
+            update(User)
+            .where(col(User.email) == email)
+            .values(is_verified=True, role=UserRole.AUTHENTICATED)
+        )
+        await session.commit()
+    [account] = await users_with_email(engine, email)
+    # The server hashed at production cost: verifying costs as much as hashing.
+    assert account.hashed_password.startswith("$argon2id$v=19$m=65536,t=3,")
+
+
 @pytest.mark.security("AUTH-1")
 class TestLoginTiming:
     async def test_unknown_email_and_wrong_password_look_the_same(
@@ -216,20 +234,7 @@ class TestLoginTiming:
     ) -> None:
         email = f"{prefix}timing@example.com"
         async with http(production_hash_server) as client:
-            registered = await client.post(
-                "/api/v1/auth/register", json={"email": email, "password": DEFAULT_PASSWORD}
-            )
-            assert registered.status_code == 201
-            async with AsyncSession(engine) as session:
-                await session.execute(
-                    update(User)
-                    .where(col(User.email) == email)
-                    .values(is_verified=True, role=UserRole.AUTHENTICATED)
-                )
-                await session.commit()
-            [account] = await users_with_email(engine, email)
-            # The server hashed at production cost: verifying costs as much as hashing.
-            assert account.hashed_password.startswith("$argon2id$v=19$m=65536,t=3,")
+            await register_verified(client, engine, email)
 
             unknown = {"username": f"{prefix}nobody@example.com", "password": WRONG_PASSWORD}
             wrong = {"username": email, "password": WRONG_PASSWORD}
@@ -291,19 +296,7 @@ class TestEventLoopUnderLogins:
     ) -> None:
         email = f"{prefix}loop@example.com"
         async with http(production_hash_server) as client, http(production_hash_server) as probe:
-            registered = await client.post(
-                "/api/v1/auth/register", json={"email": email, "password": DEFAULT_PASSWORD}
-            )
-            assert registered.status_code == 201
-            async with AsyncSession(engine) as session:
-                await session.execute(
-                    update(User)
-                    .where(col(User.email) == email)
-                    .values(is_verified=True, role=UserRole.AUTHENTICATED)
-                )
-                await session.commit()
-            [account] = await users_with_email(engine, email)
-            assert account.hashed_password.startswith("$argon2id$v=19$m=65536,t=3,")
+            await register_verified(client, engine, email)
             assert (await probe.get("/health")).status_code == 200
 
             latencies: list[float] = []
