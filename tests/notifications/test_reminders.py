@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -64,6 +65,20 @@ async def event_at(
         starts_at=starts_at,
         ends_at=starts_at + timedelta(hours=2),
         location=LOCATION,
+    )
+
+
+async def move(
+    client: httpx.AsyncClient, event: Event, starts_at: datetime, headers: dict[str, str]
+) -> httpx.Response:
+    """PATCH the event to start at `starts_at`, two hours long."""
+    return await client.patch(
+        f"/api/v1/events/{event.id}",
+        json={
+            "starts_at": starts_at.isoformat(),
+            "ends_at": (starts_at + timedelta(hours=2)).isoformat(),
+        },
+        headers=headers,
     )
 
 
@@ -208,14 +223,7 @@ class TestRescheduleResetsReminder:
         assert await send_due_reminders(session) == 1
         starts_at = NOW + timedelta(hours=5)
 
-        response = await client.patch(
-            f"/api/v1/events/{event.id}",
-            json={
-                "starts_at": starts_at.isoformat(),
-                "ends_at": (starts_at + timedelta(hours=2)).isoformat(),
-            },
-            headers=await auth_as(manager),
-        )
+        response = await move(client, event, starts_at, await auth_as(manager))
 
         assert response.status_code == 200
         await session.refresh(event)
@@ -241,14 +249,7 @@ class TestRescheduleResetsReminder:
         assert await send_due_reminders(session) == 1
         starts_at = NOW + timedelta(days=3)
 
-        response = await client.patch(
-            f"/api/v1/events/{event.id}",
-            json={
-                "starts_at": starts_at.isoformat(),
-                "ends_at": (starts_at + timedelta(hours=2)).isoformat(),
-            },
-            headers=await auth_as(manager),
-        )
+        response = await move(client, event, starts_at, await auth_as(manager))
 
         assert response.status_code == 200
         assert await send_due_reminders(session) == 0
