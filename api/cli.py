@@ -68,9 +68,11 @@ def serve(
     SIGTERM or Ctrl-C stops accepting connections, lets in-flight requests and the in-process
     worker's running job finish (up to SHUTDOWN_TIMEOUT_SECONDS), then exits.
     """
+    import uvicorn
+
     from api.config import settings
     from api.db import get_database_url
-    from api.logging import configure_logging
+    from api.logging import configure_logging, logging_config
 
     configure_logging()
     url = get_database_url()
@@ -88,31 +90,22 @@ def serve(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
     console.print(f"[bold]event-manager[/bold] on http://{host}:{port}  (docs: /docs)")
     try:
-        _run_uvicorn(host, port, processes)
+        uvicorn.run(
+            "api.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=processes,
+            proxy_headers=True,
+            # RequestIdMiddleware writes the access log (route template, request id).
+            access_log=False,
+            log_config=logging_config(),
+            log_level=settings.LOG_LEVEL.lower(),
+            timeout_graceful_shutdown=settings.SHUTDOWN_TIMEOUT_SECONDS,
+        )
     finally:
         if metrics_dir is not None:
             metrics_dir.cleanup()
-
-
-def _run_uvicorn(host: str, port: int, workers: int) -> None:
-    import uvicorn
-
-    from api.config import settings
-    from api.logging import logging_config
-
-    uvicorn.run(
-        "api.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=True,
-        # Our RequestIdMiddleware writes the access log (with the route template and request id).
-        access_log=False,
-        log_config=logging_config(),
-        log_level=settings.LOG_LEVEL.lower(),
-        timeout_graceful_shutdown=settings.SHUTDOWN_TIMEOUT_SECONDS,
-    )
 
 
 @app.command("create-admin")
