@@ -1,15 +1,19 @@
-"""Page parameters and the page envelope of API.md, with absolute links."""
+"""Page parameters and the page envelope of API.md, with absolute links and a bounded count."""
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query, Request
-from pydantic import BaseModel
-from sqlalchemy import Row, Select, func, select
+from pydantic import BaseModel, Field
+from sqlalchemy import Row, Select, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
+
+# Counting stops past this many matches, so that a page costs the same at any data size.
+COUNT_CAP = 10_000
 
 
 class PageParams(BaseModel):
@@ -40,9 +44,19 @@ class PageLinks(BaseModel):
     prev: str | None
 
 
+@dataclass(frozen=True)
+class Total:
+    """A list's bounded total, and whether another page follows the one fetched."""
+
+    count: int  # exact up to COUNT_CAP, else COUNT_CAP
+    capped: bool
+    has_next: bool
+
+
 class Page(BaseModel, Generic[T]):
     items: list[T]
-    total: int
+    total: int = Field(description=f"Exact up to {COUNT_CAP:,} matches, else {COUNT_CAP}")
+    total_capped: bool = Field(description=f"Over {COUNT_CAP:,} matches; `next` still leads on")
     page: int
     size: int
     pages: int
@@ -50,16 +64,20 @@ class Page(BaseModel, Generic[T]):
 
     @classmethod
     def build(
-        cls, items: Sequence[T], *, total: int, params: PageParams, request: Request
+        cls, items: Sequence[T], *, total: Total, params: PageParams, request: Request
     ) -> "Page[T]":
-        pages = max(1, math.ceil(total / params.size))
+        pages = max(1, math.ceil(total.count / params.size))
+        # A page past the end points back at the last one; past a capped count, pages with
+        # rows lie beyond `last`, and each of them points back one page.
+        prev = params.page - 1 if items else min(params.page - 1, pages)
 
         def link(page: int) -> str:
             return str(request.url.include_query_params(page=page, size=params.size))
 
         return cls(
             items=list(items),
-            total=total,
+            total=total.count,
+            total_capped=total.capped,
             page=params.page,
             size=params.size,
             pages=pages,
@@ -67,30 +85,52 @@ class Page(BaseModel, Generic[T]):
                 self=link(params.page),
                 first=link(1),
                 last=link(pages),
-                next=link(params.page + 1) if params.page < pages else None,
-                prev=link(min(params.page - 1, pages)) if params.page > 1 else None,
+                next=link(params.page + 1) if total.has_next else None,
+                prev=link(prev) if params.page > 1 else None,
             ),
         )
 
 
 async def _count(session: AsyncSession, statement: Select[Any]) -> int:
-    total = await session.scalar(
-        select(func.count()).select_from(statement.order_by(None).subquery())
+    """The matches, counted no further than one past COUNT_CAP."""
+    # A literal cap rather than a bound parameter: a generic plan then still knows it.
+    bounded = statement.order_by(None).limit(literal_column(str(COUNT_CAP + 1)))
+    count = await session.scalar(select(func.count()).select_from(bounded.subquery()))
+    return count or 0
+
+
+def _window(count: int, params: PageParams) -> tuple[int, bool]:
+    """The rows the page query fetches, and whether it fetches one past the page.
+
+    Past the capped count the count cannot tell whether another page follows: the page query
+    then fetches one row more and tells it instead, without another round trip."""
+    probe = count > COUNT_CAP and params.offset + params.size >= count
+    return (params.size + 1 if probe else params.size), probe
+
+
+def _total(count: int, params: PageParams, fetched: int, probe: bool) -> Total:
+    return Total(
+        count=min(count, COUNT_CAP),
+        capped=count > COUNT_CAP,
+        has_next=fetched > params.size if probe else params.offset + params.size < count,
     )
-    return total or 0
 
 
 async def paginate(
     session: AsyncSession, statement: Select[tuple[T]], params: PageParams
-) -> tuple[Sequence[T], int]:
+) -> tuple[Sequence[T], Total]:
     """One count query and one page query for a select of table rows."""
-    rows = await session.scalars(statement.limit(params.size).offset(params.offset))
-    return rows.all(), await _count(session, statement)
+    count = await _count(session, statement)
+    limit, probe = _window(count, params)
+    rows = (await session.scalars(statement.limit(limit).offset(params.offset))).all()
+    return rows[: params.size], _total(count, params, len(rows), probe)
 
 
 async def paginate_rows(
     session: AsyncSession, statement: Select[Any], params: PageParams
-) -> tuple[Sequence[Row[Any]], int]:
+) -> tuple[Sequence[Row[Any]], Total]:
     """paginate() for a select of several columns or entities: the page's rows and the total."""
-    rows = await session.execute(statement.limit(params.size).offset(params.offset))
-    return rows.all(), await _count(session, statement)
+    count = await _count(session, statement)
+    limit, probe = _window(count, params)
+    rows = (await session.execute(statement.limit(limit).offset(params.offset))).all()
+    return rows[: params.size], _total(count, params, len(rows), probe)

@@ -56,7 +56,7 @@ from api.main import create_app
 from api.users.models import AccessToken, User, UserRole, hash_token
 from tests import factories
 from tests.leaks import Caller, LeakScanner
-from tests.support import FIGURES, ROOT
+from tests.support import FIGURES, ROOT, vacuum
 
 
 def alembic_config(url: str) -> Config:
@@ -127,6 +127,17 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
         finally:
             await db.close()
             await transaction.rollback()
+
+
+@pytest.fixture
+async def vacuum_afterwards(engine: AsyncEngine) -> AsyncIterator[None]:
+    """For tests that bulk-load rows: VACUUM the tables they load once the rows are rolled back,
+    so that the dead rows do not sway the query plans of later tests.
+
+    Request it with `pytest.mark.usefixtures`, which sets it up before `session`, so that it
+    tears down after the rollback."""
+    yield
+    await vacuum(engine, "event", "registration", "notification")
 
 
 @pytest.fixture

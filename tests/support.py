@@ -21,6 +21,7 @@ import asyncpg
 import httpx
 from aiosmtpd.controller import Controller
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -254,3 +255,13 @@ FIGURES: list[str] = []
 
 def report_figure(line: str) -> None:
     FIGURES.append(line)
+
+
+async def vacuum(engine: AsyncEngine, *tables: str) -> None:
+    """VACUUM ANALYZE `tables` (outside any transaction, as VACUUM requires).
+
+    A test that bulk-loads rows and rolls them back leaves them dead in the heap and the
+    indexes until autovacuum comes by; meanwhile they sway the plans of later tests."""
+    async with engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.exec_driver_sql(f"VACUUM ANALYZE {', '.join(tables)}")

@@ -184,6 +184,7 @@ class TestListAuditLog:
         body = response.json()
         assert {k: v for k, v in body.items() if k != "items"} == {
             "total": 4,
+            "total_capped": False,
             "page": 1,
             "size": 20,
             "pages": 1,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api.audit.models import AuditAction, AuditLog
-from api.pagination import PageParams, paginate
+from api.pagination import PageParams, Total, paginate
 
 
 def _jsonable(value: Any) -> Any:
@@ -58,7 +58,7 @@ async def list_entries(
     action: AuditAction | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> tuple[Sequence[AuditLog], int]:
+) -> tuple[Sequence[AuditLog], Total]:
     statement = select(AuditLog)
     if actor_id is not None:
         statement = statement.where(col(AuditLog.actor_id) == actor_id)

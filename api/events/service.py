@@ -38,7 +38,7 @@ from api.events.models import (
 )
 from api.notifications.models import NotificationKind
 from api.notifications.service import notify, notify_all
-from api.pagination import PageParams, paginate, paginate_rows
+from api.pagination import PageParams, Total, paginate, paginate_rows
 from api.users.models import STAFF_ROLES, User, UserRole
 
 TRANSITIONS: dict[EventStatus, frozenset[EventStatus]] = {
@@ -169,7 +169,7 @@ async def list_events(
     has_spots: bool | None = None,
     status: EventStatus | None = None,
     mine: bool = False,
-) -> tuple[Sequence[Event], int]:
+) -> tuple[Sequence[Event], Total]:
     """Upcoming published events by default, soonest first; only what the viewer may see.
 
     `status` defaults to PUBLISHED, or to every status for the caller's own events (`mine`);
@@ -702,7 +702,7 @@ async def list_attendees(
     event: Event,
     params: PageParams,
     status: RegistrationStatus | None = None,
-) -> tuple[Sequence[Any], int]:
+) -> tuple[Sequence[Any], Total]:
     return await paginate_rows(session, attendees_query(event, status), params)
 
 
@@ -714,7 +714,7 @@ async def all_attendees(
 
 async def list_user_registrations(
     session: AsyncSession, *, user: User, params: PageParams
-) -> tuple[Sequence[Any], int]:
+) -> tuple[Sequence[Any], Total]:
     """The user's registrations, newest first, each with its event and place in line."""
     own_events = select(col(Registration.event_id)).where(col(Registration.user_id) == user.id)
     positions = _positions(col(Registration.event_id).in_(own_events))

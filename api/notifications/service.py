@@ -26,7 +26,7 @@ from api.notifications.models import (
     NotificationKind,
     NotificationPreference,
 )
-from api.pagination import PageParams, paginate
+from api.pagination import PageParams, Total, paginate
 from api.users.models import User
 
 TEMPLATES = {
@@ -159,7 +159,7 @@ async def notify(session: AsyncSession, user: User, kind: NotificationKind, **co
 
 async def list_notifications(
     session: AsyncSession, *, user: User, params: PageParams, unread: bool | None
-) -> tuple[Sequence[Notification], int, int]:
+) -> tuple[Sequence[Notification], Total, int]:
     """A page of the user's notices, newest first, its total, and the unread count."""
     statement = select(Notification).where(col(Notification.user_id) == user.id)
     if unread is not None:

@@ -17,7 +17,7 @@ from api.db import contains_pattern
 from api.errors import Conflict, Forbidden, NotFound
 from api.notifications.models import NotificationKind
 from api.notifications.service import notify
-from api.pagination import PageParams, paginate
+from api.pagination import PageParams, Total, paginate
 from api.users.models import AccessToken, User, UserRole, UserSort
 
 SORTS = {
@@ -110,7 +110,7 @@ async def list_users(
     is_locked: bool | None = None,
     is_verified: bool | None = None,
     sort: UserSort = UserSort.CREATED_AT,
-) -> tuple[Sequence[User], int]:
+) -> tuple[Sequence[User], Total]:
     statement = select(User)
     if q:
         pattern = contains_pattern(q)

@@ -745,6 +745,7 @@ class TestListEventRegistrations:
         assert response.json() == {
             "items": [],
             "total": 0,
+            "total_capped": False,
             "page": 1,
             "size": 20,
             "pages": 1,

@@ -122,6 +122,7 @@ class TestListNotifications:
         assert response.json() == {
             "items": [],
             "total": 0,
+            "total_capped": False,
             "page": 1,
             "size": 20,
             "pages": 1,

@@ -449,6 +449,7 @@ class TestListUsers:
         url = f"http://testserver/api/v1/users?q={m}"
         assert {key: value for key, value in body.items() if key != "items"} == {
             "total": 5,
+            "total_capped": False,
             "page": 1,
             "size": 2,
             "pages": 3,
@@ -497,6 +498,7 @@ class TestListUsers:
         assert body == {
             "items": [],
             "total": 3,
+            "total_capped": False,
             "page": 7,
             "size": 2,
             "pages": 2,
@@ -519,6 +521,7 @@ class TestListUsers:
         assert response.json() == {
             "items": [],
             "total": 0,
+            "total_capped": False,
             "page": 1,
             "size": 20,
             "pages": 1,
