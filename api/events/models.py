@@ -164,6 +164,18 @@ class Event(EventBase, table=True):
     __table_args__ = (
         # The default listing: published, upcoming, by start.
         sa.Index("ix_event_status_starts_at", "status", "starts_at", "id"),
+        # The listing by event_type, read in order and counted from the index alone.
+        sa.Index("ix_event_status_event_type_starts_at", "status", "event_type", "starts_at", "id"),
+        # The listing with has_spots=true (its condition in list_events must imply this one).
+        # Naming registered_count makes a seat change a non-HOT update (~20 us more each,
+        # measured), for a has_spots count that no longer reads the table.
+        sa.Index(
+            "ix_event_open_status_starts_at",
+            "status",
+            "starts_at",
+            "id",
+            postgresql_where=sa.text("capacity IS NULL OR registered_count < capacity"),
+        ),
         sa.Index("ix_event_tags", "tags", postgresql_using="gin"),
         sa.CheckConstraint("ends_at > starts_at", name="ends_after_start"),
         sa.CheckConstraint(

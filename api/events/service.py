@@ -197,6 +197,7 @@ async def list_events(
     if tag:
         statement = statement.where(col(Event.tags).contains([tag.strip().lower()]))
     if has_spots is not None:
+        # The predicate of ix_event_open_status_starts_at: keep the two alike.
         open_seats = or_(
             col(Event.capacity).is_(None), col(Event.registered_count) < col(Event.capacity)
         )

@@ -633,6 +633,8 @@ class TestListEvents:
         ("query", "index"),
         [
             ({}, INDEX),
+            ({"event_type": "WORKSHOP"}, "ix_event_status_event_type_starts_at"),
+            ({"has_spots": "true"}, "ix_event_open_status_starts_at"),
         ],
     )
     async def test_listing_reads_its_index(self, client, session, manager, query, index):
