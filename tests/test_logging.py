@@ -201,3 +201,22 @@ def test_redact_processor() -> None:
         "header": "Bearer [redacted]",
         "nested": [{"token": "[redacted]"}, "mail [email]"],
     }
+
+
+def test_redaction_ignores_case_and_leaves_plain_text_alone() -> None:
+    record = redact(
+        None,
+        "info",
+        {
+            "event": "auth",
+            "header": "BEARER abc",
+            "other": "bEaReR\txyz and ops@example.com",
+            "plain": "no address @ here, no token bearer",
+        },
+    )
+    assert record == {
+        "event": "auth",
+        "header": "BEARER [redacted]",
+        "other": "bEaReR\t[redacted] and [email]",
+        "plain": "no address @ here, no token bearer",
+    }
