@@ -97,7 +97,7 @@ def serve(
             port=port,
             workers=processes,
             proxy_headers=True,
-            # RequestIdMiddleware writes the access log (route template, request id).
+            # api.observability writes the access log (route template, request id).
             access_log=False,
             log_config=logging_config(),
             log_level=settings.LOG_LEVEL.lower(),

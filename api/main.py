@@ -24,8 +24,9 @@ from api.errors import (
     register_error_handlers,
 )
 from api.events import router as events_router
-from api.logging import RequestIdMiddleware, configure_logging
+from api.logging import configure_logging
 from api.notifications import router as notifications_router
+from api.observability import ObservabilityMiddleware
 from api.users import pages
 from api.users import router as users_router
 from api.users.auth import auth_backend, fastapi_users
@@ -106,7 +107,6 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     register_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries the request id
 
     auth_routers = (
         # Verification is checked in UserManager.authenticate, so that logout stays open to
@@ -158,5 +158,6 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
             )
         return JSONResponse({"status": "ok"})
 
-    metrics.install(app)
+    # Outermost (added last): every answer carries the request id, and is logged and counted.
+    app.add_middleware(ObservabilityMiddleware, http_metrics=metrics.install(app))
     return app

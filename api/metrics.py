@@ -1,7 +1,7 @@
 """Prometheus metrics at /metrics.
 
-- `http_requests_total` and `http_request_duration_seconds` by route template, method and status
-  (prometheus-fastapi-instrumentator);
+- `http_requests_total` and `http_request_duration_seconds` by route template, method and status,
+  recorded by api.observability's middleware (`HttpMetrics`);
 - `event_manager_db_pool_connections_in_use` and `..._capacity`: the SQLAlchemy pool at the scrape;
 - `event_manager_mail_jobs{state}` (waiting, retrying, sending, failed) and
   `event_manager_mail_failed_attempts`: the mail queue, read from the database at each scrape;
@@ -14,20 +14,21 @@ figures are then those of each worker's latest scrape.
 
 import asyncio
 import os
+from typing import Final
 
 from fastapi import FastAPI
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
+    Counter,
     Gauge,
     GCCollector,
+    Histogram,
     PlatformCollector,
     ProcessCollector,
     generate_latest,
     multiprocess,
 )
-from prometheus_fastapi_instrumentator import Instrumentator
-from prometheus_fastapi_instrumentator import metrics as http_metrics
 from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import Response
@@ -90,6 +91,61 @@ DATABASE_UP = Gauge(
 )
 APP_METRICS = (POOL_IN_USE, POOL_CAPACITY, MAIL_JOBS, MAIL_FAILED_ATTEMPTS, DATABASE_UP)
 
+# The HTTP series keep the names, help texts, labels and buckets that
+# prometheus-fastapi-instrumentator 8.1.0 gave them (should_group_status_codes=False,
+# excluded_handlers=["/metrics"]), so that dashboards and alerts read them as before.
+HTTP_LABELS = ("handler", "method", "status")
+# The handler of a request that matched no route: its path may hold ids, so it is not a label.
+UNMATCHED_HANDLER: Final = "none"
+# Excluded like the instrumentator's pattern: any handler (or unmatched path) containing it.
+EXCLUDED_HANDLER: Final = "/metrics"
+_Series = tuple[Counter, Histogram] | None
+
+
+class HttpMetrics:
+    """`http_requests_total` and `http_request_duration_seconds` of one app's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "http_requests_total",
+            "Total number of requests by method, status and handler.",
+            HTTP_LABELS,
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "http_request_duration_seconds",
+            "Duration of HTTP requests in seconds",
+            HTTP_LABELS,
+            registry=registry,
+        )  # prometheus_client's default buckets, 5 ms to 10 s
+        # The labelled children by (handler, method, status): `labels()` validates, converts and
+        # locks on every call; a dict lookup is all a known series needs. Handlers are route
+        # templates or UNMATCHED_HANDLER, so the keys are as bounded as the series themselves.
+        self._series: dict[tuple[str, str, int], _Series] = {}
+
+    def observe(
+        self, route: str | None, path: str, method: str, status: int, seconds: float
+    ) -> None:
+        """Count one request answered by `route` (a template; None when no route matched)."""
+        if route is None:
+            if EXCLUDED_HANDLER in path:
+                return
+            route = UNMATCHED_HANDLER
+        key = (route, method, status)
+        try:
+            series = self._series[key]
+        except KeyError:
+            series = self._series[key] = self._new_series(route, method, status)
+        if series is not None:
+            series[0].inc()
+            series[1].observe(seconds)
+
+    def _new_series(self, route: str, method: str, status: int) -> _Series:
+        if EXCLUDED_HANDLER in route:
+            return None
+        labels = (route, method, str(int(status)))
+        return self.requests.labels(*labels), self.duration.labels(*labels)
+
 
 async def refresh() -> None:
     """Read the pool and the mail queue into their gauges."""
@@ -115,8 +171,9 @@ async def refresh() -> None:
     MAIL_FAILED_ATTEMPTS.set(attempts)
 
 
-def install(app: FastAPI) -> None:
-    """Instrument `app` and serve /metrics (outside the OpenAPI document)."""
+def install(app: FastAPI) -> HttpMetrics:
+    """Serve /metrics for `app` (outside the OpenAPI document); returns the HTTP series for the
+    middleware that records them."""
     registry = CollectorRegistry()
     if MULTIPROCESS_ENV not in os.environ:
         for collector in (ProcessCollector, PlatformCollector, GCCollector):
@@ -124,12 +181,7 @@ def install(app: FastAPI) -> None:
         for metric in APP_METRICS:
             registry.register(metric)
     POOL_CAPACITY.set(settings.DB_POOL_SIZE)
-    Instrumentator(
-        should_group_status_codes=False, excluded_handlers=["/metrics"], registry=registry
-    ).add(
-        http_metrics.requests(registry=registry),
-        http_metrics.latency(registry=registry),
-    ).instrument(app)
+    http_metrics = HttpMetrics(registry)
 
     @app.get("/metrics", include_in_schema=False)
     async def scrape(_: Request) -> Response:
@@ -139,3 +191,5 @@ def install(app: FastAPI) -> None:
             source = CollectorRegistry()
             multiprocess.MultiProcessCollector(source)  # type: ignore[no-untyped-call]
         return Response(generate_latest(source), media_type=CONTENT_TYPE_LATEST)
+
+    return http_metrics

@@ -75,6 +75,9 @@ async def session_log(
         missing = await client.get("/api/v1/events/00000000-0000-0000-0000-000000000000")
         assert missing.status_code == 404
         seen["missing_id"] = missing.headers["X-Request-ID"]
+        unknown = await client.get("/no/such/path/ada@example.com")
+        assert unknown.status_code == 404
+        seen["unknown_id"] = unknown.headers["X-Request-ID"]
     # The verification and reset mails are delivered by the in-process worker, which logs it.
     for _ in range(100):
         if len(mailbox_server.to(email)) >= 2:
@@ -121,6 +124,12 @@ def test_route_template_not_the_path(session_log: dict[str, Any]) -> None:
     assert line["route"] == "/api/v1/events/{event_id}"
     assert line["status"] == 404
     assert "00000000-0000" not in json.dumps(line)
+
+
+def test_a_path_no_route_matches_has_no_route(session_log: dict[str, Any]) -> None:
+    [line] = access_lines(session_log["records"], session_log["unknown_id"])
+    assert (line["method"], line["route"], line["status"]) == ("GET", None, 404)
+    assert "/no/such" not in json.dumps(line)
 
 
 def test_a_made_up_request_id_when_none_or_a_forged_one_is_sent(
@@ -191,4 +200,23 @@ def test_redact_processor() -> None:
         "message_id": "<123.456@event-manager.local>",
         "header": "Bearer [redacted]",
         "nested": [{"token": "[redacted]"}, "mail [email]"],
+    }
+
+
+def test_redaction_ignores_case_and_leaves_plain_text_alone() -> None:
+    record = redact(
+        None,
+        "info",
+        {
+            "event": "auth",
+            "header": "BEARER abc",
+            "other": "bEaReR\txyz and ops@example.com",
+            "plain": "no address @ here, no token bearer",
+        },
+    )
+    assert record == {
+        "event": "auth",
+        "header": "BEARER [redacted]",
+        "other": "bEaReR\t[redacted] and [email]",
+        "plain": "no address @ here, no token bearer",
     }

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from api.config import settings
 from api.mail.service import SEND_EMAIL, queries_for
+from tests.support import samples
 
 
 async def test_health_does_not_need_the_database(client: httpx.AsyncClient) -> None:
@@ -23,15 +24,6 @@ async def test_ready_when_the_database_answers(client: httpx.AsyncClient) -> Non
     response = await client.get("/ready")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
-
-
-def samples(text: str) -> dict[str, float]:
-    """Prometheus text format: `name{labels}` -> value."""
-    return {
-        line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
-        for line in text.splitlines()
-        if line and not line.startswith("#")
-    }
 
 
 async def test_metrics_count_requests_by_route_template_and_status(
