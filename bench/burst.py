@@ -105,6 +105,8 @@ async def burst(base: str, dsn: str, tokens: list[str]) -> dict[str, Any]:
 
 def bursts(servers: dict[str, Server], dsn: str, data: Data, workers: int) -> list[Figure]:
     """REPEATS bursts for each app, taking turns as the wrk scenarios do (no warm-up)."""
+    if len(data.tokens) < BURST_USERS:
+        raise SystemExit(f"the burst needs {BURST_USERS} users: raise BENCH_SCALE")
 
     def run(server: Server, _seconds: float) -> list[dict[str, Any]]:
         return [asyncio.run(burst(server.base, dsn, data.tokens))]

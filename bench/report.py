@@ -69,6 +69,23 @@ def rss(figure: Figure) -> tuple[float | None, float | None]:
     return means[-1], means[-1] / means[0] - 1
 
 
+def rss_over_run(figures: list[Figure]) -> dict[str, dict[str, float]]:
+    """Each app's (and worker count's) mean worker MiB after its first run and after its last,
+    over every scenario: memory a leak would add up across the whole run."""
+    out: dict[str, dict[str, float]] = {}
+    for app, workers in dict.fromkeys((f.app, f.workers) for f in figures):
+        means = [
+            statistics.mean(r["rss_kib"]) / 1024
+            for f in figures
+            if (f.app, f.workers) == (app, workers)
+            for r in f.runs
+            if r.get("rss_kib")
+        ]
+        if means:
+            out[f"{app} {workers}w"] = {"first_mib": means[0], "last_mib": means[-1]}
+    return out
+
+
 def load_range(figure: Figure) -> tuple[float, float] | None:
     """The lowest and highest 1-minute load average seen before and after each run."""
     ones = [x for r in figure.runs if "load" in r for x in (r["load"][0], r["load"][3])]
@@ -88,7 +105,11 @@ def table(figures: list[Figure], title: str) -> Table:
         out.caption = (
             f"load average (1 min) over the runs: {min(seen):.1f}-{max(seen):.1f}"
             f" on {os.cpu_count()} CPUs; RSS growth in red: over {RSS_GROWTH_LIMIT:.0%}"
-            " from the first repeat to the last"
+            " from the first repeat to the last\nworker RSS from the first run to the last: "
+            + ", ".join(
+                f"{key} {m['first_mib']:.0f}->{m['last_mib']:.0f} MiB"
+                for key, m in rss_over_run(figures).items()
+            )
         )
     columns = ("scenario", "app", "w", "req/s", "p50 ms", "p99 ms", "errors", "speedup",
                "/ceiling", "RSS MiB", "RSS growth", "load 1m")  # fmt: skip
@@ -146,6 +167,7 @@ def save(
         "settings": {"seconds": SECONDS, "warmup": WARMUP, "repeats": REPEATS, "scale": SCALE,
                      "connections": CONNECTIONS, "workers": WORKERS},
         **extra,
+        "rss_over_run": rss_over_run(figures),
         "figures": [{**asdict(f), **_derived(f, figures)} for f in figures],
     }  # fmt: skip
     json_path.write_text(json.dumps(document, indent=2) + "\n")
@@ -191,8 +213,11 @@ def chart(
             if text:
                 top.annotate(text, (x, f.rps), ha="center", va="bottom", fontsize=7)
     labels = [f"{scenario} ({workers}w)" for scenario, workers in groups]
-    top.set_yscale("log")  # logins (a few a second) next to reads (thousands)
-    top.set_ylabel("requests/s (median of repeats, log)")
+    rates = [f.rps for f in figures if f.rps > 0]
+    spread = max(rates) / min(rates) > 20 if rates else False
+    if spread:  # logins (a few a second) next to reads (thousands)
+        top.set_yscale("log")
+    top.set_ylabel("requests/s (median of repeats" + (", log)" if spread else ")"))
     top.set_title(title, fontsize=9)
     top.legend()
     bottom.axhline(50, color="red", linewidth=0.8, linestyle="--", label="50 ms")

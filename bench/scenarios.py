@@ -66,7 +66,8 @@ def plans(data: Data) -> dict[str, Path]:
         for e in data.emails
     ]
     # Register, then (half a cycle later, far more requests than connections) unregister.
-    pairs = [(data.tokens[i], data.toggle_events[i % len(data.toggle_events)]) for i in range(400)]
+    events = data.toggle_events
+    pairs = [(t, events[i % len(events)]) for i, t in enumerate(data.tokens[:400])]
     posts = [("POST", f"/api/v1/events/{e}/registrations", t, None) for t, e in pairs]
     deletes = [("DELETE", f"/api/v1/events/{e}/registrations/me", t, None) for t, e in pairs]
     toggles = posts + deletes

@@ -170,6 +170,8 @@ def serve(
         }
         if pool is not None:
             env["DB_POOL_SIZE"] = str(pool)
+        if app == BASELINE and baseline is None:
+            raise ValueError("serving the baseline needs its checkout")
         tree = baseline if app == BASELINE else None
         python = str(tree.python) if tree else sys.executable
         command = [python, "-m", "api.cli", "serve", "--no-worker", "--no-migrate"]
