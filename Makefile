@@ -84,9 +84,10 @@ create-admin: install ## Create an admin: make create-admin EMAIL=... PASSWORD=.
 		--email "$$CREATE_ADMIN_EMAIL" --password "$$CREATE_ADMIN_PASSWORD"
 
 # BENCH_SECONDS, BENCH_SCALE, BENCH_WORKERS, ... reach it through the environment (bench/README.md);
+# BASELINE=<rev> (or BENCH_BASELINE) also measures that revision, built under .bench/, paired;
 # GROWTH=1 measures 10x the data against 1x instead.
-bench: install ## Benchmarks against a raw ceiling (needs wrk; GROWTH=1: cost of 10x data)
-	$(UV_RUN) python -m bench $(if $(GROWTH),--growth,)
+bench: install ## Benchmarks against a raw ceiling (needs wrk; BASELINE=<rev>; GROWTH=1)
+	$(UV_RUN) python -m bench $(if $(GROWTH),--growth,) $(if $(BASELINE),--baseline '$(BASELINE)',)
 
 clean: ## Remove caches and coverage output (never .data/, .venv/ or .tools/)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage .coverage.*

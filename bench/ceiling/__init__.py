@@ -3,7 +3,11 @@
 No ORM, no validation, no auth framework, no notices or mail: what the hardware and PostgreSQL
 allow for the same reads and writes. `make bench` serves it (`uvicorn bench.ceiling:app`) next to
 the service, against the same database, so the service's figures read as ratios to it.
-DATABASE_URL is a plain asyncpg DSN; TOKEN_MINUTES the access-token lifetime.
+DATABASE_URL is a plain asyncpg DSN; TOKEN_MINUTES the access-token lifetime; POOL_SIZE the
+connections a worker keeps at most (10).
+
+Lists count as the service does (API.md, Conventions): exactly up to COUNT_CAP matches, over
+the filtered query with `LIMIT COUNT_CAP + 1` in a subquery, and `total_capped` past that.
 """
 
 import asyncio
@@ -41,11 +45,29 @@ UPCOMING = """FROM event WHERE status = 'PUBLISHED' AND starts_at >= $1
 AND ($2::event_type IS NULL OR event_type = $2)
 AND ($3::bool IS NULL OR (capacity IS NULL OR registered_count < capacity) = $3)"""
 PAGE = "LIMIT $4 OFFSET $5"
+COUNT_CAP = 10_000
 hasher = PasswordHasher()
 
 
 def dumps(value: Any) -> Response:
     return Response(orjson.dumps(value, default=str), media_type="application/json")
+
+
+def bounded(query: str) -> str:
+    """A count of the rows `query` (FROM ... WHERE ...) selects, stopping past COUNT_CAP."""
+    return f"SELECT count(*) FROM (SELECT 1 {query} LIMIT {COUNT_CAP + 1}) s"
+
+
+def listing(rows: list[Any], count: int, **extra: Any) -> Response:
+    """The page envelope: items, `total` up to COUNT_CAP, and whether it was capped."""
+    return dumps(
+        {
+            "items": [dict(r) for r in rows],
+            "total": min(count, COUNT_CAP),
+            "total_capped": count > COUNT_CAP,
+            **extra,
+        }
+    )
 
 
 def unauthorized() -> Response:
@@ -54,7 +76,9 @@ def unauthorized() -> Response:
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    app.state.pool = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=2, max_size=10)
+    app.state.pool = await asyncpg.create_pool(
+        os.environ["DATABASE_URL"], min_size=2, max_size=int(os.environ.get("POOL_SIZE", "10"))
+    )
     yield
     await app.state.pool.close()
 
@@ -88,8 +112,8 @@ async def events(request: Request) -> Response:
         rows = await connection.fetch(
             f"SELECT {EVENT} {UPCOMING} ORDER BY starts_at, id {PAGE}", *filters, *page(request)
         )
-        total = await connection.fetchval(f"SELECT count(*) {UPCOMING}", *filters)
-    return dumps({"items": [dict(r) for r in rows], "total": total})
+        total = await connection.fetchval(bounded(UPCOMING), *filters)
+    return listing(rows, total)
 
 
 async def event(request: Request) -> Response:
@@ -109,8 +133,8 @@ async def users(request: Request) -> Response:
             f'SELECT {USER} FROM "user" u ORDER BY created_at, id LIMIT $1 OFFSET $2',
             *page(request),
         )
-        total = await connection.fetchval('SELECT count(*) FROM "user"')
-    return dumps({"items": [dict(r) for r in rows], "total": total})
+        total = await connection.fetchval(bounded('FROM "user"'))
+    return listing(rows, total)
 
 
 async def notifications(request: Request) -> Response:
@@ -125,13 +149,12 @@ async def notifications(request: Request) -> Response:
             *page(request),
         )
         total = await connection.fetchval(
-            "SELECT count(*) FROM notification WHERE user_id = $1", user["id"]
+            bounded("FROM notification WHERE user_id = $1"), user["id"]
         )
         unread = await connection.fetchval(
             "SELECT count(*) FROM notification WHERE user_id = $1 AND read_at IS NULL", user["id"]
         )
-    items = [dict(r) for r in rows]
-    return dumps({"items": items, "total": total, "unread_count": unread})
+    return listing(rows, total, unread_count=unread)
 
 
 async def login(request: Request) -> Response:
