@@ -4,8 +4,9 @@ A popular event's registrations queue on its row lock, which is held until the t
 commits: every round trip between taking it and the commit is paid once per registrant, in
 line. So the lock is taken by the one statement that decides: it locks the event row, re-checks
 that registration is open on the row as locked (a cancellation or a close that happened while
-waiting is seen: under READ COMMITTED, FOR UPDATE re-reads the newest version of the row),
-inserts the registration with a seat or a place in line, and moves the counter that matches.
+waiting is seen: under READ COMMITTED a locking read that waited re-reads the newest version of
+the row), inserts the registration with a seat or a place in line, and moves the counter that
+matches. The notice is written after it, and everything else before it.
 """
 
 import uuid
