@@ -36,7 +36,7 @@ from api.events.models import (
     RegistrationStatus,
     check_start_in_future,
 )
-from api.events.seats import seat_statement
+from api.events.seats import SEAT
 from api.notifications.models import NotificationKind
 from api.notifications.service import channels_for, notify, notify_all
 from api.pagination import PageParams, paginate, paginate_rows
@@ -527,16 +527,11 @@ async def register_for_event(
     channels = await channels_for(session, [user.id], kind)
     summary = event_summary(event)
     now = clock.now()
-    row = (
-        await session.execute(
-            seat_statement(
-                event_id=event.id, user_id=user.id, registration_id=uuid.uuid4(), now=now
-            )
-        )
-    ).one_or_none()
+    seat = {"event_id": event.id, "user_id": user.id, "registration_id": uuid.uuid4(), "now": now}
+    row = (await session.execute(SEAT, seat)).one_or_none()
     if row is None:
         raise EventNotFound()  # deleted while we waited
-    status, starts_at, deadline, registration, registered_count, waitlist_count = row
+    registration, status, starts_at, deadline, registered_count, waitlist_count = row
     # The event as locked, without marking it changed: the statement wrote the counters.
     for name, value in (
         ("status", status),
