@@ -13,9 +13,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import Select, func, or_, select, text, true, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Select, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from api import clock
@@ -36,8 +36,9 @@ from api.events.models import (
     RegistrationStatus,
     check_start_in_future,
 )
+from api.events.seats import SEAT
 from api.notifications.models import NotificationKind
-from api.notifications.service import notify, notify_all
+from api.notifications.service import channels_for, notify, notify_all
 from api.pagination import PageParams, Total, paginate, paginate_rows
 from api.users.models import STAFF_ROLES, User, UserRole
 
@@ -481,8 +482,7 @@ async def send_due_reminders(session: AsyncSession) -> int:
 # --- registrations ----------------------------------------------------------------------------
 
 
-def _not_open_reason(event: Event) -> str | None:
-    now = clock.now()
+def _not_open_reason(event: Event, now: datetime) -> str | None:
     if event.status is not EventStatus.PUBLISHED:
         return f"The event is {event.status}, not open for registration"
     if event.starts_at <= now:
@@ -505,8 +505,8 @@ async def _live_registration(
     return result.first()
 
 
-def _ensure_open(event: Event) -> None:
-    reason = _not_open_reason(event)
+def _ensure_open(event: Event, now: datetime | None = None) -> None:
+    reason = _not_open_reason(event, now or clock.now())
     if reason is not None:
         raise EventNotOpen(reason=reason)
 
@@ -516,52 +516,37 @@ async def register_for_event(
 ) -> tuple[Registration, int | None]:
     """A seat when one is free, else the end of the waitlist; decided under the event's lock.
 
-    The lock serialises every registration of a popular event, so it is taken only after the
-    checks that need none, and held for a few statements: re-check, insert, counters, notice.
+    The lock serialises every registration of a popular event and is held until the commit, so
+    everything that does not depend on the seat comes first (the checks, what the notice needs),
+    then one statement takes the lock and decides (api.events.seats), then the notice is written.
     """
     event = await get_visible_event(session, event_id, viewer=user)
     _ensure_open(event)
     if await _live_registration(session, event.id, user.id) is not None:
         raise AlreadyRegistered()
-    await _lock(session, event)
-    _ensure_open(event)  # cancelled, or closed, while we waited for the lock
-    confirmed = event.capacity is None or event.registered_count < event.capacity
+    kind = NotificationKind.REGISTRATION_CONFIRMED
+    channels = await channels_for(session, [user.id], kind)
+    summary = event_summary(event)
     now = clock.now()
-    registration = await session.scalar(
-        pg_insert(Registration)
-        .values(
-            id=uuid.uuid4(),
-            event_id=event.id,
-            user_id=user.id,
-            status=RegistrationStatus.CONFIRMED if confirmed else RegistrationStatus.WAITLISTED,
-            created_at=now,
-            updated_at=now,
-        )
-        # The partial unique index: a parallel request of the same user got there first.
-        .on_conflict_do_nothing(
-            index_elements=["event_id", "user_id"],
-            # Literal, as in the index: a bound parameter cannot prove the predicate in the
-            # generic plan of a prepared statement.
-            index_where=text("status <> 'CANCELLED'"),
-        )
-        .returning(Registration)
-    )
+    seat = {"event_id": event.id, "user_id": user.id, "registration_id": uuid.uuid4(), "now": now}
+    row = (await session.execute(SEAT, seat)).one_or_none()
+    if row is None:
+        raise EventNotFound()  # deleted while we waited
+    registration, status, starts_at, deadline, registered_count, waitlist_count = row
+    # The event as locked, without marking it changed: the statement wrote the counters.
+    for name, value in (
+        ("status", status),
+        ("starts_at", starts_at),
+        ("registration_deadline", deadline),
+        ("registered_count", registered_count),
+        ("waitlist_count", waitlist_count),
+    ):
+        set_committed_value(event, name, value)
     if registration is None:
+        _ensure_open(event, now)  # cancelled, or closed, while we waited for the lock
         raise AlreadyRegistered()
-    position = None
-    if confirmed:
-        event.registered_count += 1
-    else:
-        event.waitlist_count += 1
-        position = event.waitlist_count
-    session.add(event)
-    await notify(
-        session,
-        user,
-        NotificationKind.REGISTRATION_CONFIRMED,
-        event=event_summary(event),
-        waitlist_position=position,
-    )
+    position = waitlist_count if registration.status is RegistrationStatus.WAITLISTED else None
+    await notify(session, user, kind, channels=channels, event=summary, waitlist_position=position)
     return registration, position
 
 

@@ -6,7 +6,7 @@ whatever the preferences.
 """
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -124,13 +124,23 @@ async def channels_for(
 
 
 async def notify_all(
-    session: AsyncSession, users: Iterable[User], kind: NotificationKind, **context: Any
+    session: AsyncSession,
+    users: Iterable[User],
+    kind: NotificationKind,
+    *,
+    channels: Mapping[uuid.UUID, ChannelSettings] | None = None,
+    **context: Any,
 ) -> None:
-    """Raise one notice of `kind` for each of `users`, in the caller's transaction."""
+    """Raise one notice of `kind` for each of `users`, in the caller's transaction.
+
+    `channels`: what channels_for() answered, when the caller asked it before taking a lock
+    (one round trip fewer while the lock is held).
+    """
     recipients = list(users)
     if not recipients:
         return
-    channels = await channels_for(session, [user.id for user in recipients], kind)
+    if channels is None:
+        channels = await channels_for(session, [user.id for user in recipients], kind)
     template = TEMPLATES[kind]
     title = SUBJECTS[template].format(title=context.get("event", {}).get("title", ""))
     body = BODIES[kind].render(context)
@@ -150,8 +160,15 @@ async def notify_all(
     )
 
 
-async def notify(session: AsyncSession, user: User, kind: NotificationKind, **context: Any) -> None:
-    await notify_all(session, [user], kind, **context)
+async def notify(
+    session: AsyncSession,
+    user: User,
+    kind: NotificationKind,
+    *,
+    channels: Mapping[uuid.UUID, ChannelSettings] | None = None,
+    **context: Any,
+) -> None:
+    await notify_all(session, [user], kind, channels=channels, **context)
 
 
 # --- the inbox --------------------------------------------------------------------------------

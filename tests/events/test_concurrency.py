@@ -19,7 +19,8 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
-from api.events.models import Event, Registration, RegistrationStatus
+from api.events import service as event_service
+from api.events.models import Event, EventStatus, Registration, RegistrationStatus
 from api.mail.service import SEND_EMAIL, SUBJECTS, OutgoingMail
 from api.users.models import User, UserRole
 from tests.factories import create_event, create_user, delete_mail_to, register, token_headers
@@ -373,3 +374,100 @@ class TestUnregisterFromEvent:
         expected: dict[tuple[str, str], int] = {(a.email, seat): 1 for a in waiting}
         expected |= {(a.email, received): 1 for a in newcomers}
         assert await mail_for(engine, scenario.prefix) == expected
+
+
+async def blocked_on_a_lock(engine: AsyncEngine, pid: int) -> None:
+    """Return once the backend `pid` waits for a lock another transaction holds."""
+    async with engine.connect() as connection:
+        for _ in range(1000):
+            # pg_blocking_pids is read live, unlike pg_stat_activity's per-transaction snapshot.
+            query = text("SELECT cardinality(pg_blocking_pids(:pid))")
+            if await connection.scalar(query, {"pid": pid}):
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError(f"backend {pid} never waited for a lock")
+
+
+async def backend_pid(session: AsyncSession) -> int:
+    pid = await session.scalar(text("SELECT pg_backend_pid()"))
+    assert isinstance(pid, int)
+    return pid
+
+
+class TestRegistrationWaitingForTheEventLock:
+    """A registration that passed its checks, then waited for the event's row lock, decides on
+    the row as the other transaction left it (the seat statement's re-check)."""
+
+    async def test_event_cancelled_meanwhile_event_not_open_and_nothing_written(
+        self, engine: AsyncEngine, scenario: Scenario, owner: Account
+    ) -> None:
+        event, [seated] = await scenario.event(owner, capacity=10, confirmed=1)
+        [late] = await scenario.accounts(1)
+        async with (
+            AsyncSession(engine, expire_on_commit=False) as canceller,
+            AsyncSession(engine, expire_on_commit=False) as registrant,
+        ):
+            loaded = await canceller.get(Event, event.id)
+            assert loaded is not None
+            await event_service.cancel_event(
+                canceller, actor=owner.user, event=loaded, reason="Venue closed"
+            )
+            pid = await backend_pid(registrant)
+            registering = asyncio.create_task(
+                event_service.register_for_event(registrant, user=late.user, event_id=event.id)
+            )
+            await blocked_on_a_lock(engine, pid)
+            await canceller.commit()
+            with pytest.raises(event_service.EventNotOpen) as refused:
+                await registering
+            assert refused.value.reason == "The event is CANCELLED, not open for registration"
+            await registrant.rollback()
+
+        rows = await stored_registrations(engine, event.id)
+        assert [(row.user_id, row.status) for row in rows] == [(seated.user.id, CANCELLED)]
+        stored = await assert_counters_match_rows(engine, event.id)
+        assert (stored.status, stored.registered_count, stored.waitlist_count) == (
+            EventStatus.CANCELLED,
+            0,
+            0,
+        )
+        assert await mail_for(engine, scenario.prefix) == {
+            (seated.email, subject("event_cancelled", event)): 1
+        }
+
+    async def test_same_user_registered_meanwhile_already_registered_and_counted_once(
+        self, engine: AsyncEngine, scenario: Scenario, owner: Account
+    ) -> None:
+        event, _ = await scenario.event(owner, capacity=10)
+        [account] = await scenario.accounts(1)
+        async with (
+            AsyncSession(engine, expire_on_commit=False) as first,
+            AsyncSession(engine, expire_on_commit=False) as second,
+        ):
+            registration, position = await event_service.register_for_event(
+                first, user=account.user, event_id=event.id
+            )
+            assert (registration.status, position) == (CONFIRMED, None)
+            pid = await backend_pid(second)
+            again = asyncio.create_task(
+                event_service.register_for_event(second, user=account.user, event_id=event.id)
+            )
+            await blocked_on_a_lock(engine, pid)
+            await first.commit()
+            with pytest.raises(event_service.AlreadyRegistered):
+                await again
+            # Before its rollback: the refused insert moved no counter in its own transaction.
+            counters = await second.execute(
+                select(col(Event.registered_count), col(Event.waitlist_count)).where(
+                    col(Event.id) == event.id
+                )
+            )
+            assert counters.one() == (1, 0)
+            await second.rollback()
+
+        rows = await stored_registrations(engine, event.id)
+        assert [(row.id, row.status) for row in rows] == [(registration.id, CONFIRMED)]
+        stored = await assert_counters_match_rows(engine, event.id)
+        assert (stored.registered_count, stored.waitlist_count) == (1, 0)
+        received = subject("registration_confirmed", event)
+        assert await mail_for(engine, scenario.prefix) == {(account.email, received): 1}
