@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import Select, func, or_, select, text, true, update
+from sqlalchemy import Select, func, inspect, or_, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -29,6 +29,7 @@ from api.events.models import (
     Event,
     EventBase,
     EventCreate,
+    EventPublic,
     EventStatus,
     EventType,
     EventUpdate,
@@ -145,6 +146,30 @@ async def get_visible_event(
     if event is None or not can_see(event, viewer):
         raise EventNotFound()
     return event
+
+
+# The columns EventPublic shows (spots_left is computed from two of them).
+PUBLIC_COLUMNS = [
+    column for column in inspect(Event).columns if column.key in EventPublic.model_fields
+]
+
+
+async def get_public_event(
+    session: AsyncSession, event_id: uuid.UUID, *, viewer: User | None
+) -> EventPublic:
+    """GET /events/{id}: the event in its public shape, or 404 when the viewer may not see it.
+
+    A read that changes nothing: Core rows of exactly the public columns, with the visibility
+    rule in SQL, cost about half the CPU of an ORM Event that nothing will track.
+    """
+    statement = select(*PUBLIC_COLUMNS).where(col(Event.id) == event_id, _visible_to(viewer))
+    row = (await (await session.connection()).execute(statement)).first()
+    if row is None:
+        raise EventNotFound()
+    values = row._asdict()
+    capacity = values["capacity"]
+    values["spots_left"] = None if capacity is None else capacity - values["registered_count"]
+    return EventPublic.model_validate(values)
 
 
 async def _lock(session: AsyncSession, event: Event) -> Event:
