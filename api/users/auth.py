@@ -10,7 +10,7 @@ from fastapi_users import BaseUserManager, FastAPIUsers
 from fastapi_users.authentication import AuthenticationBackend, BearerTransport
 from fastapi_users.authentication.strategy.db import DatabaseStrategy
 from fastapi_users.openapi import OpenAPIResponseType
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -19,7 +19,14 @@ from api.config import settings
 from api.db import SessionDep
 from api.errors import Forbidden, Unauthorized
 from api.users.manager import AccessTokenDatabase, get_access_token_db, get_user_manager
-from api.users.models import AccessToken, User, UserRole, hash_token
+from api.users.models import (
+    AccessToken,
+    User,
+    UserRead,
+    UserRole,
+    hash_token,
+    lock_in_force,
+)
 
 
 class RevocableBearerTransport(BearerTransport):
@@ -33,25 +40,44 @@ class RevocableBearerTransport(BearerTransport):
 bearer_transport = RevocableBearerTransport(tokenUrl="/api/v1/auth/login")
 
 
-# Built once: the lookup runs on every authenticated request. An inactive account's token
-# finds nothing, exactly like an expired, revoked or unknown one.
-USER_BY_TOKEN = (
-    select(User)
-    .join(AccessToken, col(AccessToken.user_id) == col(User.id))
-    .where(
-        col(AccessToken.token) == bindparam("token"),
-        col(AccessToken.created_at) >= bindparam("oldest"),
-        col(User.is_active),
+def _by_live_token(*columns: Any) -> Select[Any]:
+    """`columns` of the active user holding the token (:token, hashed) issued since :oldest.
+
+    An inactive account's token finds nothing, exactly like an expired, revoked or unknown one.
+    Built once: the lookup runs on every authenticated request.
+    """
+    return (
+        select(*columns)
+        .join(AccessToken, col(AccessToken.user_id) == col(User.id))
+        .where(
+            col(AccessToken.token) == bindparam("token"),
+            col(AccessToken.created_at) >= bindparam("oldest"),
+            col(User.is_active),
+        )
+    )
+
+
+USER_BY_TOKEN = _by_live_token(User)
+# GET /users/me: the columns of UserRead (is_locked is computed from locked_until).
+ACCOUNT_BY_TOKEN = _by_live_token(
+    *(
+        column
+        for column in inspect(User).columns
+        if column.key in UserRead.model_fields or column.key == "locked_until"
     )
 )
+
+
+def _token_parameters(token: str) -> dict[str, Any]:
+    oldest = clock.now() - timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
+    return {"token": hash_token(token), "oldest": oldest}
 
 
 async def find_user_by_token(session: AsyncSession, token: str | None) -> User | None:
     """The active user holding a live bearer token: token and user read in one statement."""
     if not token:
         return None
-    oldest = clock.now() - timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
-    found = await session.scalars(USER_BY_TOKEN, {"token": hash_token(token), "oldest": oldest})
+    found = await session.scalars(USER_BY_TOKEN, _token_parameters(token))
     return found.first()
 
 
@@ -120,6 +146,26 @@ async def current_verified_user(user: CurrentUser) -> User:
 
 
 VerifiedUser = Annotated[User, Depends(current_verified_user)]
+
+
+async def current_account(token: BearerToken, session: SessionDep) -> UserRead:
+    """GET /users/me: the caller's own account, read straight into its public shape.
+
+    The same lookup and the same 401 as current_active_user, as Core rows of exactly the
+    columns shown: nothing will change the user, so an ORM instance would be tracked for nothing.
+    """
+    if not token:
+        raise Unauthorized()
+    connection = await session.connection()
+    row = (await connection.execute(ACCOUNT_BY_TOKEN, _token_parameters(token))).first()
+    if row is None:
+        raise Unauthorized()
+    values = row._asdict()
+    values["is_locked"] = lock_in_force(values.pop("locked_until"))
+    return UserRead.model_validate(values)
+
+
+CurrentAccount = Annotated[UserRead, Depends(current_account)]
 
 
 def require_roles(*roles: UserRole) -> Callable[[User], Coroutine[Any, Any, User]]:
