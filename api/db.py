@@ -161,14 +161,18 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request: commit on success, roll back on any error (reads: none)."""
     async with get_sessionmaker()() as session:
-        if request.method in READ_METHODS:
+        reading = request.method in READ_METHODS
+        if reading:
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         try:
             yield session
         except BaseException:
             await session.rollback()
             raise
-        await session.commit()
+        # A read's statements were committed one by one: its commit would only run SQLAlchemy's
+        # bookkeeping, unless objects are still waiting to be flushed.
+        if not reading or session.new or session.dirty or session.deleted:
+            await session.commit()
 
 
 # scope="function": the commit happens before the response is sent, so a client never

@@ -1,16 +1,19 @@
 """api.db: reads run without a transaction, writes in one; the pool pings only idle
 connections; migrations run without the request path's statement timeout."""
 
+import uuid
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 from starlette.requests import Request
 
 from api.config import settings
 from api.db import LAST_USED, PING_AFTER_IDLE_SECONDS, create_engine, dispose_engine, get_session
+from api.users.models import User
 from tests.conftest import TEST_DATABASE_URL
 
 NOW = text("SELECT now()")  # the start of the current transaction
@@ -36,6 +39,20 @@ async def test_reads_run_each_statement_on_its_own(method):
 @pytest.mark.parametrize("method", ["POST", "PATCH", "PUT", "DELETE"])
 async def test_writes_run_in_one_transaction(method):
     assert not await each_statement_on_its_own(method)
+
+
+async def test_read_commits_what_is_left_to_flush() -> None:
+    request = Request({"type": "http", "method": "GET", "headers": [], "path": "/"})
+    email = f"read-{uuid.uuid4().hex[:10]}@example.com"
+    try:
+        async with session_for(request) as session:
+            session.add(User(email=email, hashed_password="-", nickname=email[:15]))
+        async with session_for(request) as session:
+            assert await session.scalar(select(User).where(col(User.email) == email))
+    finally:
+        async with session_for(request) as session:
+            await session.execute(delete(User).where(col(User.email) == email))
+        await dispose_engine()
 
 
 # --- the pool's pre-ping ----------------------------------------------------------------------
