@@ -1,12 +1,14 @@
 """The async engine, the per-request session and the metadata naming convention."""
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -14,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
 from sqlmodel import SQLModel
 
@@ -45,15 +48,28 @@ def get_database_url() -> str:
 
 # A pooled connection must answer a ping within this time, or it is dropped for a fresh one.
 PING_TIMEOUT_SECONDS = 1.0
+# Only a connection idle for longer than this is pinged on checkout. One used a moment ago is
+# trusted: under load that saves a round trip per request. If the database went away in that
+# moment, the statement itself fails within DB_COMMAND_TIMEOUT_SECONDS, which is why that
+# timeout stays below REL-1's 5 s.
+PING_AFTER_IDLE_SECONDS = 1.0
+# Key in a pool entry's `info`, which lives as long as its DBAPI connection (a reconnect starts
+# with an empty dict): when the connection was last checked out or in.
+LAST_USED = "event_manager_last_used"
 
 
-def _ping_on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-    """pool_pre_ping with a short timeout of its own.
+def _ping_on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+    """pool_pre_ping with a short timeout of its own, for connections idle over 1 s.
 
     SQLAlchemy's pre-ping waits DB_COMMAND_TIMEOUT_SECONDS on a connection the network has
-    swallowed, then 2 s more closing it politely: 12 s before a 503. Here a silent connection
-    is cut at once and the pool connects afresh (DB_CONNECT_TIMEOUT_SECONDS), within 5 s in all.
+    swallowed, then 2 s more closing it politely. Here a silent connection is cut at once and
+    the pool connects afresh (DB_CONNECT_TIMEOUT_SECONDS), within 5 s in all.
     """
+    now = time.monotonic()
+    last_used = record.info.get(LAST_USED)
+    record.info[LAST_USED] = now
+    if last_used is None or now - last_used <= PING_AFTER_IDLE_SECONDS:
+        return  # just connected, or used a moment ago
     connection = dbapi_connection.driver_connection
     try:
         await_only(connection.execute("SELECT 1", timeout=PING_TIMEOUT_SECONDS))
@@ -62,7 +78,37 @@ def _ping_on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         raise DisconnectionError("the database did not answer the pre-ping") from error
 
 
-def create_engine(url: str | None = None, *, pool_size: int | None = None) -> AsyncEngine:
+def _mark_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info[LAST_USED] = time.monotonic()
+
+
+def _cut_when_timed_out(context: ExceptionContext) -> None:
+    """A statement that timed out (or was cancelled) leaves its connection mid-protocol.
+
+    SQLAlchemy invalidates such a connection by closing it politely, which waits up to 2 s more
+    on a network that swallows everything: cut it at once, as the pre-ping does, so that a
+    request answers 503 within DB_COMMAND_TIMEOUT_SECONDS and not 2 s later. The other pooled
+    connections are left alone (SQLAlchemy would recycle them all, each closed politely again):
+    the pre-ping or their own statement timeout judges each of them.
+    """
+    if context.connection is None or not isinstance(
+        context.original_exception, (TimeoutError, asyncio.CancelledError)
+    ):
+        return
+    driver = context.connection.connection.driver_connection
+    if driver is not None:
+        driver.terminate()
+    context.is_disconnect = True
+    context.invalidate_pool_on_disconnect = False
+
+
+def create_engine(
+    url: str | None = None,
+    *,
+    pool_size: int | None = None,
+    timed_statements: bool = True,
+) -> AsyncEngine:
+    """The engine; with `timed_statements=False` a statement may run as long as it takes."""
     size = pool_size or settings.DB_POOL_SIZE
     engine = create_async_engine(
         url or get_database_url(),
@@ -74,11 +120,13 @@ def create_engine(url: str | None = None, *, pool_size: int | None = None) -> As
         pool_timeout=settings.DB_POOL_TIMEOUT_SECONDS,
         connect_args={
             "timeout": settings.DB_CONNECT_TIMEOUT_SECONDS,
-            "command_timeout": settings.DB_COMMAND_TIMEOUT_SECONDS,
+            "command_timeout": settings.DB_COMMAND_TIMEOUT_SECONDS if timed_statements else None,
             "server_settings": {"application_name": "event-manager"},
         },
     )
     event.listen(engine.sync_engine, "checkout", _ping_on_checkout)
+    event.listen(engine.sync_engine, "checkin", _mark_checkin)
+    event.listen(engine.sync_engine, "handle_error", _cut_when_timed_out)
     return engine
 
 
@@ -113,14 +161,18 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request: commit on success, roll back on any error (reads: none)."""
     async with get_sessionmaker()() as session:
-        if request.method in READ_METHODS:
+        reading = request.method in READ_METHODS
+        if reading:
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         try:
             yield session
         except BaseException:
             await session.rollback()
             raise
-        await session.commit()
+        # A read's statements were committed one by one: its commit would only run SQLAlchemy's
+        # bookkeeping, unless objects are still waiting to be flushed.
+        if not reading or session.new or session.dirty or session.deleted:
+            await session.commit()
 
 
 # scope="function": the commit happens before the response is sent, so a client never

@@ -7,13 +7,20 @@ from fastapi import Depends
 
 from api.db import SessionDep
 from api.events import service as event_service
-from api.events.models import Event
+from api.events.models import Event, EventPublic
 from api.users.auth import CurrentUser, ManagerUser, OptionalUser
 
 
 async def get_event_or_404(event_id: uuid.UUID, session: SessionDep, viewer: OptionalUser) -> Event:
     """Any caller: the event when it is visible to them, else 404."""
     return await event_service.get_visible_event(session, event_id, viewer=viewer)
+
+
+async def get_public_event_or_404(
+    event_id: uuid.UUID, session: SessionDep, viewer: OptionalUser
+) -> EventPublic:
+    """Any caller, reading only: the event's public shape when it is visible to them, else 404."""
+    return await event_service.get_public_event(session, event_id, viewer=viewer)
 
 
 async def get_managed_event(event_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Event:
@@ -50,6 +57,7 @@ async def get_staffed_event(event_id: uuid.UUID, session: SessionDep, user: Curr
 
 
 EventDep = Annotated[Event, Depends(get_event_or_404)]
+PublicEventDep = Annotated[EventPublic, Depends(get_public_event_or_404)]
 ManagedEventDep = Annotated[Event, Depends(get_managed_event)]
 OwnEventDep = Annotated[Event, Depends(get_own_event)]
 ReviewEventDep = Annotated[Event, Depends(get_event_for_review)]

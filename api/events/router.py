@@ -17,6 +17,7 @@ from api.events.dependencies import (
     EventDep,
     ManagedEventDep,
     OwnEventDep,
+    PublicEventDep,
     ReviewEventDep,
     StaffedEventDep,
 )
@@ -146,9 +147,9 @@ async def list_events(
     response_model=EventPublic,
     responses={**NOT_MODIFIED, **error_responses(NOT_FOUND)},
 )
-async def get_event(event: EventDep, request: Request) -> Response:
+async def get_event(event: PublicEventDep, request: Request) -> Response:
     """One event, as its visibility allows; If-None-Match with its ETag answers 304."""
-    return json_with_etag(request, _public(event))
+    return json_with_etag(request, event)
 
 
 @router.patch(

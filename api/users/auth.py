@@ -2,7 +2,7 @@
 
 import uuid
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends
@@ -10,14 +10,23 @@ from fastapi_users import BaseUserManager, FastAPIUsers
 from fastapi_users.authentication import AuthenticationBackend, BearerTransport
 from fastapi_users.authentication.strategy.db import DatabaseStrategy
 from fastapi_users.openapi import OpenAPIResponseType
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, inspect, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api import clock
 from api.config import settings
-from api.errors import Forbidden
+from api.db import SessionDep
+from api.errors import Forbidden, Unauthorized
 from api.users.manager import AccessTokenDatabase, get_access_token_db, get_user_manager
-from api.users.models import AccessToken, User, UserRole, hash_token
+from api.users.models import (
+    AccessToken,
+    User,
+    UserRead,
+    UserRole,
+    hash_token,
+    lock_in_force,
+)
 
 
 class RevocableBearerTransport(BearerTransport):
@@ -31,23 +40,52 @@ class RevocableBearerTransport(BearerTransport):
 bearer_transport = RevocableBearerTransport(tokenUrl="/api/v1/auth/login")
 
 
-# Built once: the lookup runs on every authenticated request.
-USER_BY_TOKEN = (
-    select(User)
-    .join(AccessToken, col(AccessToken.user_id) == col(User.id))
-    .where(
-        col(AccessToken.token) == bindparam("token"),
-        col(AccessToken.created_at) >= bindparam("oldest"),
+def _by_live_token(*columns: Any) -> Select[Any]:
+    """`columns` of the active user holding the token (:token, hashed) issued since :oldest.
+
+    An inactive account's token finds nothing, exactly like an expired, revoked or unknown one.
+    Built once: the lookup runs on every authenticated request.
+    """
+    return (
+        select(*columns)
+        .join(AccessToken, col(AccessToken.user_id) == col(User.id))
+        .where(
+            col(AccessToken.token) == bindparam("token"),
+            col(AccessToken.created_at) >= bindparam("oldest"),
+            col(User.is_active),
+        )
+    )
+
+
+USER_BY_TOKEN = _by_live_token(User)
+# GET /users/me: the columns of UserRead (is_locked is computed from locked_until).
+ACCOUNT_BY_TOKEN = _by_live_token(
+    *(
+        column
+        for column in inspect(User).columns
+        if column.key in UserRead.model_fields or column.key == "locked_until"
     )
 )
-NO_EXPIRY = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _token_parameters(token: str) -> dict[str, Any]:
+    oldest = clock.now() - timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
+    return {"token": hash_token(token), "oldest": oldest}
+
+
+async def find_user_by_token(session: AsyncSession, token: str | None) -> User | None:
+    """The active user holding a live bearer token: token and user read in one statement."""
+    if not token:
+        return None
+    found = await session.scalars(USER_BY_TOKEN, _token_parameters(token))
+    return found.first()
 
 
 class UserTokenStrategy(DatabaseStrategy[User, uuid.UUID, AccessToken]):
     """Database tokens, not JWTs: logout, password change and deactivation revoke them at once.
 
-    The token and its user are read in one query (fastapi-users makes two), on every request,
-    so a role change applies to the very next request.
+    fastapi-users' own routes (logout) read tokens through this strategy; every other route
+    uses the dependencies below, which run the same lookup.
     """
 
     database: AccessTokenDatabase
@@ -57,17 +95,7 @@ class UserTokenStrategy(DatabaseStrategy[User, uuid.UUID, AccessToken]):
         token: str | None,
         user_manager: BaseUserManager[User, uuid.UUID],  # noqa: ARG002 (fastapi-users' signature)
     ) -> User | None:
-        if token is None:
-            return None
-        oldest = (
-            clock.now() - timedelta(seconds=self.lifetime_seconds)
-            if self.lifetime_seconds
-            else NO_EXPIRY
-        )
-        found = await self.database.session.scalars(
-            USER_BY_TOKEN, {"token": hash_token(token), "oldest": oldest}
-        )
-        return found.first()
+        return await find_user_by_token(self.database.session, token)
 
 
 async def get_database_strategy(  # async: no thread-pool hop per request
@@ -84,13 +112,60 @@ auth_backend = AuthenticationBackend(
 
 fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [auth_backend])
 
-current_active_user = fastapi_users.current_user(active=True)
-optional_user = fastapi_users.current_user(active=True, optional=True)
-current_verified_user = fastapi_users.current_user(active=True, verified=True)
+# The bearer scheme of the transport itself: the same security scheme in the OpenAPI document
+# (tokenUrl /api/v1/auth/login, so /docs "Authorize" works). It reads only the Authorization
+# header: a token in the query string or a cookie is not looked at.
+BearerToken = Annotated[str | None, Depends(bearer_transport.scheme)]
+
+
+# The current-user dependencies: one statement on the request's own session, instead of
+# fastapi-users' authenticator (user manager, user database, token database and strategy built
+# for every request before the same lookup).
+async def current_active_user(token: BearerToken, session: SessionDep) -> User:
+    """The caller; 401 (WWW-Authenticate: Bearer) without a live token of an active account."""
+    user = await find_user_by_token(session, token)
+    if user is None:
+        raise Unauthorized()
+    return user
+
+
+async def optional_user(token: BearerToken, session: SessionDep) -> User | None:
+    """The caller, or None for anonymous callers and dead tokens alike."""
+    return await find_user_by_token(session, token)
+
 
 CurrentUser = Annotated[User, Depends(current_active_user)]
 OptionalUser = Annotated[User | None, Depends(optional_user)]
+
+
+async def current_verified_user(user: CurrentUser) -> User:
+    """The caller, if their email is verified; 403 otherwise."""
+    if not user.is_verified:
+        raise Forbidden()
+    return user
+
+
 VerifiedUser = Annotated[User, Depends(current_verified_user)]
+
+
+async def current_account(token: BearerToken, session: SessionDep) -> UserRead:
+    """GET /users/me: the caller's own account, read straight into its public shape.
+
+    The same lookup and the same 401 as current_active_user, as Core rows of exactly the
+    columns shown: nothing will change the user, so an ORM instance would be tracked for nothing.
+    """
+    if not token:
+        raise Unauthorized()
+    connection = await session.connection()
+    row = (await connection.execute(ACCOUNT_BY_TOKEN, _token_parameters(token))).first()
+    if row is None:
+        raise Unauthorized()
+    values = row._asdict()
+    values["is_locked"] = lock_in_force(values.pop("locked_until"))
+    return UserRead.model_validate(values)
+
+
+CurrentAccount = Annotated[UserRead, Depends(current_account)]
 
 
 def require_roles(*roles: UserRole) -> Callable[[User], Coroutine[Any, Any, User]]:

@@ -121,7 +121,12 @@ class User(UserBase, table=True):
 
     @property
     def is_locked(self) -> bool:
-        return self.locked_until is not None and self.locked_until > clock.now()
+        return lock_in_force(self.locked_until)
+
+
+def lock_in_force(locked_until: datetime | None) -> bool:
+    """Whether a login lockout that ends at `locked_until` still holds."""
+    return locked_until is not None and locked_until > clock.now()
 
 
 def hash_token(token: str) -> str:

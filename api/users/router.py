@@ -10,7 +10,7 @@ from api.db import SessionDep
 from api.errors import AppError, Forbidden, error_responses
 from api.pagination import Page, PageParamsDep
 from api.users import service as user_service
-from api.users.auth import AdminUser, CurrentUser, ManagerUser, VerifiedUser
+from api.users.auth import AdminUser, CurrentAccount, CurrentUser, ManagerUser, VerifiedUser
 from api.users.dependencies import UserDep, UserManagerDep
 from api.users.manager import CurrentPasswordInvalid
 from api.users.models import (
@@ -38,9 +38,9 @@ REGISTER_ERRORS = (
 
 
 @router.get("/me", response_model=UserRead, responses=error_responses(UNAUTHORIZED))
-async def get_me(user: CurrentUser) -> UserRead:
+async def get_me(account: CurrentAccount) -> UserRead:
     """The caller's own account."""
-    return UserRead.model_validate(user)
+    return account
 
 
 @router.patch(
