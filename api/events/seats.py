@@ -23,8 +23,10 @@ _COLUMNS = [c.name for c in Registration.__table__.c]  # type: ignore[attr-defin
 
 # FOR NO KEY UPDATE: the lock the counters' UPDATE takes anyway, taken first so that the seat is
 # decided on the newest counters and the arrival order (seq) is the lock's order. No inserted
-# row (closed, or the partial unique index refusing a second live registration of the user):
-# no UPDATE, the counters stay as they were.
+# row (closed, or the partial unique index refusing a second live registration of the user, as
+# a parallel request of the same user got there first): no UPDATE, the counters stay as they
+# were. The index's predicate is spelled literally, as in the index: a bound parameter could not
+# prove it in the generic plan of a prepared statement.
 _SQL = f"""
 WITH locked AS (
     SELECT id, status, starts_at, registration_deadline, registered_count, waitlist_count,
