@@ -80,6 +80,8 @@ def serve(
     # Worker processes attach to the same database (embedded or not) through the environment.
     os.environ["DATABASE_URL"] = url
     os.environ["RUN_WORKER_IN_PROCESS"] = "true" if run_worker else "false"
+    # One worker process is this one, whose settings were read already: they must agree too.
+    settings.RUN_WORKER_IN_PROCESS = run_worker
     if settings.MIGRATE_ON_START if migrations is None else migrations:
         migrate("head")
     processes = workers or settings.WEB_CONCURRENCY

@@ -97,8 +97,16 @@ def build_queue(connection: asyncpg.Connection) -> PgQueuer:
     return pgq
 
 
+# The queue's own connection, named apart from the request pool's in pg_stat_activity.
+WORKER_APPLICATION_NAME = "event-manager-worker"
+
+
 async def connect() -> asyncpg.Connection:
-    return await asyncpg.connect(asyncpg_dsn(), timeout=settings.DB_CONNECT_TIMEOUT_SECONDS)
+    return await asyncpg.connect(
+        asyncpg_dsn(),
+        timeout=settings.DB_CONNECT_TIMEOUT_SECONDS,
+        server_settings={"application_name": WORKER_APPLICATION_NAME},
+    )
 
 
 class InProcessWorker:

@@ -17,6 +17,7 @@ from api import embedded
 from api.cli import app
 from api.config import settings
 from api.db import get_database_url
+from api.worker import WORKER_APPLICATION_NAME
 from tests.support import ROOT, TestDatabaseServer, free_port
 
 runner = CliRunner()
@@ -146,3 +147,38 @@ def test_embedded_server_starts_and_keeps_data() -> None:
             assert [r[0] for r in _fetch(url, "SELECT v FROM kept")] == [42]
         finally:
             embedded.stop()
+
+
+@pytest.mark.parametrize(("flag", "expected"), [("--no-worker", 0), ("--worker", 1)])
+def test_serve_one_process_obeys_the_worker_flag(flag: str, expected: int) -> None:
+    """With one process, uvicorn runs the app in the CLI's own process, whose settings were
+    read before the flag: the flag still decides whether the job worker runs in it."""
+    port = free_port()
+    env = {**os.environ, "RUN_WORKER_IN_PROCESS": "false" if expected else "true"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "1", flag],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            try:
+                # The lifespan (which starts the worker) has run once the server answers.
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert process.poll() is None
+                asyncio.run(asyncio.sleep(0.1))
+        database = get_database_url().rsplit("/", 1)[1].split("?")[0]
+        rows = _fetch(
+            get_database_url(),
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
+            database,
+            WORKER_APPLICATION_NAME,
+        )
+        assert rows[0][0] == expected
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
