@@ -167,6 +167,9 @@ def serve(
             "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
             "AUTH_RATE_LIMIT": "off",
             "ACCESS_TOKEN_EXPIRE_MINUTES": str(TOKEN_MINUTES),
+            # Besides --no-worker: before dc5a53c one process ignored the flag and ran the job
+            # worker, retrying mail without an SMTP server, so a baseline needs the setting.
+            "RUN_WORKER_IN_PROCESS": "false",
         }
         if pool is not None:
             env["DB_POOL_SIZE"] = str(pool)
