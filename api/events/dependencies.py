@@ -8,7 +8,7 @@ from fastapi import Depends
 from api.db import SessionDep
 from api.events import service as event_service
 from api.events.models import Event, EventPublic
-from api.users.auth import CurrentUser, ManagerUser, OptionalUser
+from api.users.auth import CurrentUser, ManagerUser, OptionalUser, OptionalViewer
 
 
 async def get_event_or_404(event_id: uuid.UUID, session: SessionDep, viewer: OptionalUser) -> Event:
@@ -17,7 +17,7 @@ async def get_event_or_404(event_id: uuid.UUID, session: SessionDep, viewer: Opt
 
 
 async def get_public_event_or_404(
-    event_id: uuid.UUID, session: SessionDep, viewer: OptionalUser
+    event_id: uuid.UUID, session: SessionDep, viewer: OptionalViewer
 ) -> EventPublic:
     """Any caller, reading only: the event's public shape when it is visible to them, else 404."""
     return await event_service.get_public_event(session, event_id, viewer=viewer)

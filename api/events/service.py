@@ -41,7 +41,7 @@ from api.events.seats import SEAT
 from api.notifications.models import NotificationKind
 from api.notifications.service import channels_for, notify, notify_all
 from api.pagination import PageParams, Total, paginate, paginate_rows
-from api.users.models import STAFF_ROLES, User, UserRole
+from api.users.models import STAFF_ROLES, User, UserRole, Viewer
 
 TRANSITIONS: dict[EventStatus, frozenset[EventStatus]] = {
     EventStatus.PENDING: frozenset(
@@ -99,7 +99,7 @@ class NotConfirmed(Conflict):
 # --- who may see and do what ------------------------------------------------------------------
 
 
-def is_staff(user: User | None) -> bool:
+def is_staff(user: User | Viewer | None) -> bool:
     return user is not None and user.role in STAFF_ROLES
 
 
@@ -121,7 +121,7 @@ def can_see_attendees(event: Event, user: User) -> bool:
     return is_staff(user) or event.created_by == user.id
 
 
-def _visible_to(viewer: User | None, *, viewer_id: Any = None) -> Any:
+def _visible_to(viewer: User | Viewer | None, *, viewer_id: Any = None) -> Any:
     """The SQL form of can_see(). `viewer_id` stands for the viewer's id when given (a bind
     parameter, in a statement built once for every viewer of the same kind)."""
     if is_staff(viewer):
@@ -161,7 +161,7 @@ _public_event_for: dict[bool | None, Select[Any]] = {}
 
 
 async def get_public_event(
-    session: AsyncSession, event_id: uuid.UUID, *, viewer: User | None
+    session: AsyncSession, event_id: uuid.UUID, *, viewer: Viewer | None
 ) -> EventPublic:
     """GET /events/{id}: the event in its public shape, or 404 when the viewer may not see it.
 

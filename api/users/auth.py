@@ -24,6 +24,7 @@ from api.users.models import (
     User,
     UserRead,
     UserRole,
+    Viewer,
     hash_token,
     lock_in_force,
 )
@@ -66,6 +67,9 @@ ACCOUNT_BY_TOKEN = _by_live_token(
         if column.key in UserRead.model_fields or column.key == "locked_until"
     )
 )
+
+
+VIEWER_BY_TOKEN = _by_live_token(col(User.id), col(User.role))
 
 
 def _token_parameters(token: str) -> dict[str, Any]:
@@ -134,8 +138,18 @@ async def optional_user(token: BearerToken, session: SessionDep) -> User | None:
     return await find_user_by_token(session, token)
 
 
+async def optional_viewer(token: BearerToken, session: SessionDep) -> Viewer | None:
+    """optional_user for reads that need only the caller's id and role: a Core row of those."""
+    if not token:
+        return None
+    connection = await session.connection()
+    row = (await connection.execute(VIEWER_BY_TOKEN, _token_parameters(token))).first()
+    return None if row is None else Viewer(row.id, row.role)
+
+
 CurrentUser = Annotated[User, Depends(current_active_user)]
 OptionalUser = Annotated[User | None, Depends(optional_user)]
+OptionalViewer = Annotated[Viewer | None, Depends(optional_viewer)]
 
 
 async def current_verified_user(user: CurrentUser) -> User:

@@ -5,7 +5,7 @@ import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -127,6 +127,13 @@ class User(UserBase, table=True):
 def lock_in_force(locked_until: datetime | None) -> bool:
     """Whether a login lockout that ends at `locked_until` still holds."""
     return locked_until is not None and locked_until > clock.now()
+
+
+class Viewer(NamedTuple):
+    """The holder of a token, as far as a read that only checks who is asking needs to know."""
+
+    id: uuid.UUID
+    role: UserRole
 
 
 def hash_token(token: str) -> str:

@@ -1,5 +1,6 @@
-"""The current-user dependencies of api.users.auth: one statement per request, and what a token
-that finds no active account means to a route that needs a caller and to one that does not."""
+"""The current-user dependencies of api.users.auth (current_active_user, optional_user,
+optional_viewer, current_verified_user): one statement per request, and what a token that finds
+no active account means to a route that needs a caller and to one that does not."""
 
 from collections.abc import Iterator
 from typing import Any
@@ -80,7 +81,7 @@ class TestCurrentActiveUser:
         assert_401(await client.post(LOGOUT, headers=headers))
 
 
-class TestOptionalUser:
+class TestOptionalViewer:
     async def test_dead_token_reads_a_public_event_as_anonymous(self, client, session, manager):
         event = await create_event(session, owner=manager)
         anonymous = await client.get(f"/api/v1/events/{event.id}")
@@ -101,6 +102,19 @@ class TestOptionalUser:
         response = await client.get(f"/api/v1/events/{event.id}", headers=headers)
         assert response.status_code == 404
         assert response.json() == {"detail": "EVENT_NOT_FOUND"}
+
+
+class TestOptionalUser:
+    async def test_own_events_need_a_live_token(self, client, session, manager, auth_as):
+        await create_event(session, owner=manager)
+        headers = await auth_as(manager)
+        mine = await client.get("/api/v1/events?created_by=me", headers=headers)
+        assert mine.status_code == 200
+        assert mine.json()["total"] == 1
+        dead = {"Authorization": "Bearer no-such-token"}
+        assert_401(await client.get("/api/v1/events?created_by=me", headers=dead))
+        await deactivate_keeping_tokens(session, manager)
+        assert_401(await client.get("/api/v1/events?created_by=me", headers=headers))
 
 
 class TestCurrentVerifiedUser:
