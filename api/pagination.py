@@ -3,11 +3,11 @@
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar
 
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Row, Select, func, literal_column, select
+from sqlalchemy import ColumnElement, Row, Select, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
@@ -64,8 +64,15 @@ class Page(BaseModel, Generic[T]):
 
     @classmethod
     def build(
-        cls, items: Sequence[T], *, total: Total, params: PageParams, request: Request
-    ) -> "Page[T]":
+        cls,
+        items: Sequence[T],
+        *,
+        total: Total,
+        params: PageParams,
+        request: Request,
+        **extra: Any,
+    ) -> Self:
+        """The envelope; `extra` fills the fields a subclass adds."""
         pages = max(1, math.ceil(total.count / params.size))
         # A page past the end points back at the last one; past a capped count, pages with
         # rows lie beyond `last`, and each of them points back one page.
@@ -88,15 +95,19 @@ class Page(BaseModel, Generic[T]):
                 next=link(params.page + 1) if total.has_next else None,
                 prev=link(prev) if params.page > 1 else None,
             ),
+            **extra,
         )
 
 
-async def _count(session: AsyncSession, statement: Select[Any]) -> int:
-    """The matches, counted no further than one past COUNT_CAP."""
+async def bounded_count(
+    session: AsyncSession, statement: Select[Any], *also: ColumnElement[Any]
+) -> tuple[int, ...]:
+    """The matches, counted no further than one past COUNT_CAP, then the scalar subqueries
+    `also`, all in one statement (one round trip)."""
     # A literal cap rather than a bound parameter: a generic plan then still knows it.
     bounded = statement.order_by(None).limit(literal_column(str(COUNT_CAP + 1)))
-    count = await session.scalar(select(func.count()).select_from(bounded.subquery()))
-    return count or 0
+    row = (await session.execute(select(func.count(), *also).select_from(bounded.subquery()))).one()
+    return tuple(value or 0 for value in row)
 
 
 def _window(count: int, params: PageParams) -> tuple[int, bool]:
@@ -117,10 +128,16 @@ def _total(count: int, params: PageParams, fetched: int, probe: bool) -> Total:
 
 
 async def paginate(
-    session: AsyncSession, statement: Select[tuple[T]], params: PageParams
+    session: AsyncSession,
+    statement: Select[tuple[T]],
+    params: PageParams,
+    *,
+    count: int | None = None,
 ) -> tuple[Sequence[T], Total]:
-    """One count query and one page query for a select of table rows."""
-    count = await _count(session, statement)
+    """One count query (none when `count` comes from bounded_count) and one page query for a
+    select of table rows."""
+    if count is None:
+        (count,) = await bounded_count(session, statement)
     limit, probe = _window(count, params)
     rows = (await session.scalars(statement.limit(limit).offset(params.offset))).all()
     return rows[: params.size], _total(count, params, len(rows), probe)
@@ -130,7 +147,7 @@ async def paginate_rows(
     session: AsyncSession, statement: Select[Any], params: PageParams
 ) -> tuple[Sequence[Row[Any]], Total]:
     """paginate() for a select of several columns or entities: the page's rows and the total."""
-    count = await _count(session, statement)
+    (count,) = await bounded_count(session, statement)
     limit, probe = _window(count, params)
     rows = (await session.execute(statement.limit(limit).offset(params.offset))).all()
     return rows[: params.size], _total(count, params, len(rows), probe)

@@ -38,13 +38,13 @@ async def list_notifications(
     items, total, unread_count = await notification_service.list_notifications(
         session, user=user, params=params, unread=unread
     )
-    page = Page[NotificationPublic].build(
+    return NotificationPage.build(
         [NotificationPublic.model_validate(n) for n in items],
         total=total,
         params=params,
         request=request,
+        unread_count=unread_count,
     )
-    return NotificationPage(**page.model_dump(), unread_count=unread_count)
 
 
 @router.post(

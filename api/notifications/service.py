@@ -26,7 +26,7 @@ from api.notifications.models import (
     NotificationKind,
     NotificationPreference,
 )
-from api.pagination import PageParams, Total, paginate
+from api.pagination import PageParams, Total, bounded_count, paginate
 from api.users.models import User
 
 TEMPLATES = {
@@ -182,13 +182,14 @@ async def list_notifications(
     if unread is not None:
         statement = statement.where(col(Notification.read_at).is_(None) == unread)
     ordered = statement.order_by(col(Notification.created_at).desc(), col(Notification.id).desc())
-    items, total = await paginate(session, ordered, params)
-    unread_count = await session.scalar(
-        select(func.count()).where(
-            col(Notification.user_id) == user.id, col(Notification.read_at).is_(None)
-        )
+    unread_count = (
+        select(func.count())
+        .where(col(Notification.user_id) == user.id, col(Notification.read_at).is_(None))
+        .scalar_subquery()
     )
-    return items, total, unread_count or 0
+    count, unread_total = await bounded_count(session, ordered, unread_count)
+    items, total = await paginate(session, ordered, params, count=count)
+    return items, total, unread_total
 
 
 async def mark_read(
