@@ -10,7 +10,7 @@ from fastapi_users import BaseUserManager, FastAPIUsers
 from fastapi_users.authentication import AuthenticationBackend, BearerTransport
 from fastapi_users.authentication.strategy.db import DatabaseStrategy
 from fastapi_users.openapi import OpenAPIResponseType
-from sqlalchemy import Select, bindparam, inspect, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -20,13 +20,14 @@ from api.db import SessionDep
 from api.errors import Forbidden, Unauthorized
 from api.users.manager import AccessTokenDatabase, get_access_token_db, get_user_manager
 from api.users.models import (
+    USER_READ_COLUMNS,
     AccessToken,
     User,
     UserRead,
     UserRole,
     Viewer,
     hash_token,
-    lock_in_force,
+    user_read,
 )
 
 
@@ -59,14 +60,8 @@ def _by_live_token(*columns: Any) -> Select[Any]:
 
 
 USER_BY_TOKEN = _by_live_token(User)
-# GET /users/me: the columns of UserRead (is_locked is computed from locked_until).
-ACCOUNT_BY_TOKEN = _by_live_token(
-    *(
-        column
-        for column in inspect(User).columns
-        if column.key in UserRead.model_fields or column.key == "locked_until"
-    )
-)
+# GET /users/me: the columns of UserRead.
+ACCOUNT_BY_TOKEN = _by_live_token(*USER_READ_COLUMNS)
 
 
 VIEWER_BY_TOKEN = _by_live_token(col(User.id), col(User.role))
@@ -174,9 +169,7 @@ async def current_account(token: BearerToken, session: SessionDep) -> UserRead:
     row = (await connection.execute(ACCOUNT_BY_TOKEN, _token_parameters(token))).first()
     if row is None:
         raise Unauthorized()
-    values = row._asdict()
-    values["is_locked"] = lock_in_force(values.pop("locked_until"))
-    return UserRead.model_validate(values)
+    return user_read(row)
 
 
 CurrentAccount = Annotated[UserRead, Depends(current_account)]

@@ -166,6 +166,22 @@ class UserRead(UserBase, schemas.BaseUser[uuid.UUID]):  # type: ignore[misc]
     updated_at: datetime
 
 
+# Core reads of users as UserRead shows them (is_locked is computed from locked_until): the
+# routes that only show users skip the ORM's identity map and change tracking.
+USER_READ_COLUMNS = tuple(
+    column
+    for column in sa.inspect(User).columns
+    if column.key in UserRead.model_fields or column.key == "locked_until"
+)
+
+
+def user_read(row: sa.Row[Any]) -> UserRead:
+    """A row of USER_READ_COLUMNS in its public shape."""
+    values = row._asdict()
+    values["is_locked"] = lock_in_force(values.pop("locked_until"))
+    return UserRead.model_validate(values)
+
+
 class UserPublic(UserBase):
     """The public profile: what any verified user may see of another."""
 

@@ -23,6 +23,7 @@ from api.users.models import (
     UserSort,
     UserStaffUpdate,
     UserUpdate,
+    user_read,
 )
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -101,7 +102,7 @@ async def list_users(
         sort=sort,
     )
     return Page[UserRead].build(
-        [UserRead.model_validate(u) for u in users], total=total, params=params, request=request
+        [user_read(row) for row in users], total=total, params=params, request=request
     )
 
 

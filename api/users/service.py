@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi_users import exceptions
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import Row, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -17,8 +17,8 @@ from api.db import contains_pattern
 from api.errors import Conflict, Forbidden, NotFound
 from api.notifications.models import NotificationKind
 from api.notifications.service import notify
-from api.pagination import PageParams, Total, paginate
-from api.users.models import AccessToken, User, UserRole, UserSort
+from api.pagination import PageParams, Total, paginate_rows
+from api.users.models import USER_READ_COLUMNS, AccessToken, User, UserRole, UserSort
 
 SORTS = {
     UserSort.CREATED_AT: (col(User.created_at).asc(), col(User.id).asc()),
@@ -110,8 +110,9 @@ async def list_users(
     is_locked: bool | None = None,
     is_verified: bool | None = None,
     sort: UserSort = UserSort.CREATED_AT,
-) -> tuple[Sequence[User], Total]:
-    statement = select(User)
+) -> tuple[Sequence[Row[Any]], Total]:
+    """A page of users as rows of USER_READ_COLUMNS (read only: no ORM instances)."""
+    statement = select(*USER_READ_COLUMNS)
     if q:
         pattern = contains_pattern(q)
         statement = statement.where(
@@ -133,7 +134,7 @@ async def list_users(
         statement = statement.where(
             locked if is_locked else or_(~locked, col(User.locked_until).is_(None))
         )
-    return await paginate(session, statement.order_by(*SORTS[sort]), params)
+    return await paginate_rows(session, statement.order_by(*SORTS[sort]), params)
 
 
 def _changes(user: User, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
