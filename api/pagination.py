@@ -144,10 +144,15 @@ async def paginate(
 
 
 async def paginate_rows(
-    session: AsyncSession, statement: Select[Any], params: PageParams
+    session: AsyncSession,
+    statement: Select[Any],
+    params: PageParams,
+    *,
+    count: int | None = None,
 ) -> tuple[Sequence[Row[Any]], Total]:
     """paginate() for a select of several columns or entities: the page's rows and the total."""
-    (count,) = await bounded_count(session, statement)
+    if count is None:
+        (count,) = await bounded_count(session, statement)
     limit, probe = _window(count, params)
     rows = (await session.execute(statement.limit(limit).offset(params.offset))).all()
     return rows[: params.size], _total(count, params, len(rows), probe)

@@ -39,7 +39,7 @@ async def list_notifications(
         session, user=user, params=params, unread=unread
     )
     return NotificationPage.build(
-        [NotificationPublic.model_validate(n) for n in items],
+        [NotificationPublic.model_validate(row._asdict()) for row in items],
         total=total,
         params=params,
         request=request,

@@ -10,8 +10,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from jinja2 import Environment, StrictUndefined
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -25,8 +26,9 @@ from api.notifications.models import (
     Notification,
     NotificationKind,
     NotificationPreference,
+    NotificationPublic,
 )
-from api.pagination import PageParams, Total, bounded_count, paginate
+from api.pagination import PageParams, Total, bounded_count, paginate_rows
 from api.users.models import User
 
 TEMPLATES = {
@@ -174,11 +176,20 @@ async def notify(
 # --- the inbox --------------------------------------------------------------------------------
 
 
+# The inbox only shows notices: Core rows of exactly the columns shown, no ORM instances.
+PUBLIC_COLUMNS = tuple(
+    column
+    for column in sa.inspect(Notification).columns
+    if column.key in NotificationPublic.model_fields
+)
+
+
 async def list_notifications(
     session: AsyncSession, *, user: User, params: PageParams, unread: bool | None
-) -> tuple[Sequence[Notification], Total, int]:
-    """A page of the user's notices, newest first, its total, and the unread count."""
-    statement = select(Notification).where(col(Notification.user_id) == user.id)
+) -> tuple[Sequence[Row[Any]], Total, int]:
+    """A page of the user's notices (rows of NotificationPublic's columns), newest first, its
+    total, and the unread count."""
+    statement = select(*PUBLIC_COLUMNS).where(col(Notification.user_id) == user.id)
     if unread is not None:
         statement = statement.where(col(Notification.read_at).is_(None) == unread)
     ordered = statement.order_by(col(Notification.created_at).desc(), col(Notification.id).desc())
@@ -188,7 +199,7 @@ async def list_notifications(
         .scalar_subquery()
     )
     count, unread_total = await bounded_count(session, ordered, unread_count)
-    items, total = await paginate(session, ordered, params, count=count)
+    items, total = await paginate_rows(session, ordered, params, count=count)
     return items, total, unread_total
 
 
