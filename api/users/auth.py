@@ -59,6 +59,8 @@ def _by_live_token(*columns: Any) -> Select[Any]:
 
 
 USER_BY_TOKEN = _by_live_token(User)
+# Reads that only check who is asking (optional_viewer).
+VIEWER_BY_TOKEN = _by_live_token(col(User.id), col(User.role))
 # GET /users/me: the columns of UserRead (is_locked is computed from locked_until).
 ACCOUNT_BY_TOKEN = _by_live_token(
     *(
@@ -67,9 +69,6 @@ ACCOUNT_BY_TOKEN = _by_live_token(
         if column.key in UserRead.model_fields or column.key == "locked_until"
     )
 )
-
-
-VIEWER_BY_TOKEN = _by_live_token(col(User.id), col(User.role))
 
 
 def _token_parameters(token: str) -> dict[str, Any]:
