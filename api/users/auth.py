@@ -60,11 +60,10 @@ def _by_live_token(*columns: Any) -> Select[Any]:
 
 
 USER_BY_TOKEN = _by_live_token(User)
+# Reads that only check who is asking (optional_viewer).
+VIEWER_BY_TOKEN = _by_live_token(col(User.id), col(User.role))
 # GET /users/me: the columns of UserRead.
 ACCOUNT_BY_TOKEN = _by_live_token(*USER_READ_COLUMNS)
-
-
-VIEWER_BY_TOKEN = _by_live_token(col(User.id), col(User.role))
 
 
 def _token_parameters(token: str) -> dict[str, Any]:
