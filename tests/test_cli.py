@@ -6,6 +6,8 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -90,42 +92,51 @@ def test_migrate_builds_a_fresh_database(
         db_server.drop_database(name)
 
 
-def test_serve_answers_health_and_docs_with_metrics_of_all_workers() -> None:
+@contextmanager
+def serving(*options: str, env: dict[str, str]) -> Iterator[str]:
+    """`event-manager serve` on a free port with `options`; its base URL once /health answers
+    (the lifespan, which starts the in-process worker, has run by then)."""
     port = free_port()
-    env = {**os.environ, "RUN_WORKER_IN_PROCESS": "false", "WEB_CONCURRENCY": "2"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--no-worker"],
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), *options],
         cwd=ROOT,
-        env=env,
+        env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
             try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
             except httpx.HTTPError:
                 assert process.poll() is None, process.stdout.read() if process.stdout else ""
                 asyncio.run(asyncio.sleep(0.1))
-        assert health.json() == {"status": "ok"}
-        assert httpx.get(f"http://127.0.0.1:{port}/ready").json() == {"status": "ok"}
-        docs = httpx.get(f"http://127.0.0.1:{port}/docs")
-        assert docs.status_code == 200
-        assert "swagger-ui" in docs.text
-        spec = httpx.get(f"http://127.0.0.1:{port}/openapi.json").json()
-        assert "/api/v1/auth/register" in spec["paths"]
-        for _ in range(20):  # a new connection each: both worker processes answer some
-            response = httpx.get(f"http://127.0.0.1:{port}/api/v1/events/{uuid.uuid4()}")
-            assert response.status_code == 404
-        # Whichever worker answers the scrape, the counts are those of all workers together.
-        for _ in range(4):
-            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-            handler = 'handler="/api/v1/events/{event_id}",method="GET",status="404"'
-            assert f"http_requests_total{{{handler}}} 20.0" in metrics
+        yield base
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_serve_answers_health_and_docs_with_metrics_of_all_workers() -> None:
+    env = {"RUN_WORKER_IN_PROCESS": "false", "WEB_CONCURRENCY": "2"}
+    with serving("--no-worker", env=env) as base:
+        assert httpx.get(f"{base}/health").json() == {"status": "ok"}
+        assert httpx.get(f"{base}/ready").json() == {"status": "ok"}
+        docs = httpx.get(f"{base}/docs")
+        assert docs.status_code == 200
+        assert "swagger-ui" in docs.text
+        spec = httpx.get(f"{base}/openapi.json").json()
+        assert "/api/v1/auth/register" in spec["paths"]
+        for _ in range(20):  # a new connection each: both worker processes answer some
+            response = httpx.get(f"{base}/api/v1/events/{uuid.uuid4()}")
+            assert response.status_code == 404
+        # Whichever worker answers the scrape, the counts are those of all workers together.
+        for _ in range(4):
+            metrics = httpx.get(f"{base}/metrics").text
+            handler = 'handler="/api/v1/events/{event_id}",method="GET",status="404"'
+            assert f"http_requests_total{{{handler}}} 20.0" in metrics
 
 
 def test_embedded_server_starts_and_keeps_data() -> None:
@@ -153,24 +164,8 @@ def test_embedded_server_starts_and_keeps_data() -> None:
 def test_serve_one_process_obeys_the_worker_flag(flag: str, expected: int) -> None:
     """With one process, uvicorn runs the app in the CLI's own process, whose settings were
     read before the flag: the flag still decides whether the job worker runs in it."""
-    port = free_port()
-    env = {**os.environ, "RUN_WORKER_IN_PROCESS": "false" if expected else "true"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "1", flag],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(300):
-            try:
-                # The lifespan (which starts the worker) has run once the server answers.
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert process.poll() is None
-                asyncio.run(asyncio.sleep(0.1))
+    env = {"RUN_WORKER_IN_PROCESS": "false" if expected else "true"}
+    with serving("--workers", "1", flag, env=env):
         database = get_database_url().rsplit("/", 1)[1].split("?")[0]
         rows = _fetch(
             get_database_url(),
@@ -179,6 +174,3 @@ def test_serve_one_process_obeys_the_worker_flag(flag: str, expected: int) -> No
             WORKER_APPLICATION_NAME,
         )
         assert rows[0][0] == expected
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
