@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
 from api import clock
-from api.db import get_sessionmaker
+from api.db import create_engine
 from api.events.models import Event, EventStatus, EventType, Registration, RegistrationStatus
 from api.users.models import User, UserRole
 from api.users.passwords import password_helper
@@ -577,16 +577,23 @@ _seed = seed
 async def seed_database(
     *, users: int, managers: int, events: int, seed: int, registrations: int | None = None
 ) -> SeedSummary:
-    """seed() in one transaction on the configured database (the CLI's entry point)."""
-    async with get_sessionmaker()() as session, session.begin():
-        return await _seed(
-            session,
-            users=users,
-            managers=managers,
-            events=events,
-            registrations=registrations,
-            seed=seed,
-        )
+    """seed() in one transaction on the configured database (the CLI's entry point).
+
+    Its bulk statements may take longer than DB_COMMAND_TIMEOUT_SECONDS, which bounds requests,
+    not batch work: the seed runs on an engine of its own without that timeout."""
+    engine = create_engine(pool_size=1, timed_statements=False)
+    try:
+        async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+            return await _seed(
+                session,
+                users=users,
+                managers=managers,
+                events=events,
+                registrations=registrations,
+                seed=seed,
+            )
+    finally:
+        await engine.dispose()
 
 
 def summary_table(summary: SeedSummary) -> Table:
