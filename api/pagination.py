@@ -128,19 +128,11 @@ def _total(count: int, params: PageParams, fetched: int, probe: bool) -> Total:
 
 
 async def paginate(
-    session: AsyncSession,
-    statement: Select[tuple[T]],
-    params: PageParams,
-    *,
-    count: int | None = None,
+    session: AsyncSession, statement: Select[tuple[T]], params: PageParams
 ) -> tuple[Sequence[T], Total]:
-    """One count query (none when `count` comes from bounded_count) and one page query for a
-    select of table rows."""
-    if count is None:
-        (count,) = await bounded_count(session, statement)
-    limit, probe = _window(count, params)
-    rows = (await session.scalars(statement.limit(limit).offset(params.offset))).all()
-    return rows[: params.size], _total(count, params, len(rows), probe)
+    """One count query and one page query for a select of table rows."""
+    rows, total = await paginate_rows(session, statement, params)
+    return [row[0] for row in rows], total
 
 
 async def paginate_rows(
@@ -150,7 +142,8 @@ async def paginate_rows(
     *,
     count: int | None = None,
 ) -> tuple[Sequence[Row[Any]], Total]:
-    """paginate() for a select of several columns or entities: the page's rows and the total."""
+    """One count query (none when `count` comes from bounded_count) and one page query: the
+    page's rows and the total."""
     if count is None:
         (count,) = await bounded_count(session, statement)
     limit, probe = _window(count, params)
