@@ -7,7 +7,9 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from pydantic import BaseModel
 from sqlalchemy import event
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -145,6 +147,14 @@ async def dispose_engine() -> None:
         await get_engine().dispose()
         get_engine.cache_clear()
         get_sessionmaker.cache_clear()
+
+
+def shown_columns(table: type[SQLModel], shape: type[BaseModel], *also: str) -> tuple[Any, ...]:
+    """The columns of `table` that the public model `shape` shows, plus `also` (columns a shown
+    field is computed from), in the table's order: for Core reads straight into that shape."""
+    wanted = shape.model_fields.keys() | set(also)
+    mapper = sa_inspect(table, raiseerr=True)
+    return tuple(column for column in mapper.columns if column.key in wanted)
 
 
 def contains_pattern(text: str) -> str:

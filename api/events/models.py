@@ -224,7 +224,12 @@ class Event(EventBase, table=True):
 
     @property
     def spots_left(self) -> int | None:
-        return None if self.capacity is None else self.capacity - self.registered_count
+        return seats_left(self.capacity, self.registered_count)
+
+
+def seats_left(capacity: int | None, registered_count: int) -> int | None:
+    """Free seats of an event; None when its capacity is unlimited."""
+    return None if capacity is None else capacity - registered_count
 
 
 class EventCreate(EventBase):

@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import Select, bindparam, func, inspect, or_, select, true, update
+from sqlalchemy import Select, bindparam, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
@@ -22,7 +22,7 @@ from api import clock
 from api.audit import service as audit_service
 from api.audit.models import AuditAction
 from api.config import settings
-from api.db import contains_pattern
+from api.db import contains_pattern, shown_columns
 from api.errors import Conflict, Forbidden, NotFound, invalid_body
 from api.events.models import (
     ACTIVE_REGISTRATION,
@@ -36,6 +36,7 @@ from api.events.models import (
     Registration,
     RegistrationStatus,
     check_start_in_future,
+    seats_left,
 )
 from api.events.seats import SEAT
 from api.notifications.models import NotificationKind
@@ -151,9 +152,9 @@ async def get_visible_event(
 
 
 # The columns EventPublic shows (spots_left is computed from two of them).
-PUBLIC_EVENT = select(
-    *(column for column in inspect(Event).columns if column.key in EventPublic.model_fields)
-).where(col(Event.id) == bindparam("event_id"))
+PUBLIC_EVENT = select(*shown_columns(Event, EventPublic)).where(
+    col(Event.id) == bindparam("event_id")
+)
 # PUBLIC_EVENT with the visibility rule, by kind of viewer (None: anonymous, True: staff, False:
 # anyone else). Built once: building a select of two dozen columns and its cache key costs
 # more CPU than running it.
@@ -178,8 +179,7 @@ async def get_public_event(
     if row is None:
         raise EventNotFound()
     values = row._asdict()
-    capacity = values["capacity"]
-    values["spots_left"] = None if capacity is None else capacity - values["registered_count"]
+    values["spots_left"] = seats_left(values["capacity"], values["registered_count"])
     return EventPublic.model_validate(values)
 
 

@@ -10,7 +10,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from jinja2 import Environment, StrictUndefined
 from sqlalchemy import Row, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api import clock
+from api.db import shown_columns
 from api.errors import NotFound
 from api.mail.service import SUBJECTS, enqueue_mails, render
 from api.notifications.models import (
@@ -177,11 +177,7 @@ async def notify(
 
 
 # The inbox only shows notices: Core rows of exactly the columns shown, no ORM instances.
-PUBLIC_COLUMNS = tuple(
-    column
-    for column in sa.inspect(Notification).columns
-    if column.key in NotificationPublic.model_fields
-)
+PUBLIC_COLUMNS = shown_columns(Notification, NotificationPublic)
 
 
 async def list_notifications(

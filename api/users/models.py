@@ -14,6 +14,7 @@ from pydantic import AfterValidator, EmailStr, StringConstraints, field_validato
 from sqlmodel import Field, SQLModel
 
 from api import clock
+from api.db import shown_columns
 
 TIMESTAMP = sa.DateTime(timezone=True)
 NICKNAME_PATTERN = r"^[A-Za-z0-9_-]{3,30}$"
@@ -168,11 +169,7 @@ class UserRead(UserBase, schemas.BaseUser[uuid.UUID]):  # type: ignore[misc]
 
 # Core reads of users as UserRead shows them (is_locked is computed from locked_until): the
 # routes that only show users skip the ORM's identity map and change tracking.
-USER_READ_COLUMNS = tuple(
-    column
-    for column in sa.inspect(User).columns
-    if column.key in UserRead.model_fields or column.key == "locked_until"
-)
+USER_READ_COLUMNS = shown_columns(User, UserRead, "locked_until")
 
 
 def user_read(row: sa.Row[Any]) -> UserRead:
