@@ -152,23 +152,14 @@ def seed_demo(
     """Add fake users, events and registrations for a demo (run `migrate` first)."""
     from sqlalchemy.exc import ProgrammingError
 
-    from api.db import dispose_engine
-    from api.demo import SeedSummary, seed_database, summary_table
+    from api.demo import seed_database, summary_table
 
-    async def run() -> SeedSummary:
-        try:
-            return await seed_database(
-                users=users,
-                managers=managers,
-                events=events,
-                registrations=registrations,
-                seed=seed,
-            )
-        finally:
-            await dispose_engine()
-
+    # seed_database runs on an engine of its own, which it disposes of.
+    seeding = seed_database(
+        users=users, managers=managers, events=events, registrations=registrations, seed=seed
+    )
     try:
-        summary = asyncio.run(run())
+        summary = asyncio.run(seeding)
     except ProgrammingError as e:
         console.print(f"[red]Seeding failed (has `event-manager migrate` run?): {e.orig}[/red]")
         raise typer.Exit(code=1) from e
