@@ -495,8 +495,8 @@ async def target_path(
         await session.flush()
         return template.replace("{notification_id}", str(notification.id))
     if "{token_id}" in template:
-        owner = actor or await new_account(session, run, UserRole.AUTHENTICATED)
-        token_id = await api_token_of(session, owner.id)
+        holder = actor or await new_account(session, run, UserRole.AUTHENTICATED)
+        token_id = await api_token_of(session, holder.id)
         return template.replace("{token_id}", str(token_id))
     if "{" not in template:
         return template
