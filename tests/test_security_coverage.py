@@ -8,6 +8,7 @@ checks the whole.
 """
 
 import ast
+import hashlib
 import re
 import uuid
 from pathlib import Path
@@ -32,6 +33,7 @@ SECURITY_IDS = (
     "TOK-1",
     "TOK-2",
     "TOK-3",
+    "TOK-4",
     "RST-1",
     "AC-1",
     "AC-2",
@@ -107,8 +109,12 @@ class TestEverySecurityPropertyHasATest:
             # Outside the project workspace: the copy above is the list.
             assert len(set(SECURITY_IDS)) == len(SECURITY_IDS)
             return
-        rows = re.findall(r"^\| ([A-Z]+-\d+) \|", document.read_text(), flags=re.MULTILINE)
-        assert tuple(rows) == SECURITY_IDS
+        text = document.read_text()
+        rows = re.findall(r"^\| ([A-Z]+-\d+) \|", text, flags=re.MULTILINE)
+        # A property of a feature being built ("- **TOK-4**: ...") joins the list once built,
+        # possibly before the document's table takes it in.
+        being_built = set(re.findall(r"^- \*\*([A-Z]+-\d+)\*\*", text, flags=re.MULTILINE))
+        assert tuple(id_ for id_ in SECURITY_IDS if id_ not in being_built) == tuple(rows)
 
     def test_every_id_has_a_test(self) -> None:
         found = ids_in_tests()
@@ -175,6 +181,30 @@ class TestLeakScanner:
         leaked, _ = answer("/api/v1/events", '{"t": "other-token"}', token="caller-token")
         with pytest.raises(AssertionError, match="token"):
             await self.run(scanner, leaked)
+
+    async def test_a_token_hash_fails(self) -> None:
+        scanner = self.scanner()
+        stored = hashlib.sha256(b"caller-token").hexdigest()
+        response, _ = answer("/api/v1/users/me", f'{{"h": "{stored}"}}', token="caller-token")
+        with pytest.raises(AssertionError, match="token hash"):
+            await self.run(scanner, response)
+
+    async def test_an_api_token_is_shown_in_its_201_only(self) -> None:
+        scanner = self.scanner()
+        token = "em_pat_" + "a" * 43
+        request = httpx.Request(
+            "POST",
+            "http://testserver/api/v1/users/me/api-tokens",
+            headers={"Authorization": "Bearer caller-token"},
+        )
+        created = httpx.Response(201, content=f'{{"token": "{token}"}}'.encode(), request=request)
+        await self.run(scanner, created)
+        assert scanner.scanned == 1
+        listed, _ = answer(
+            "/api/v1/users/me/api-tokens", f'{{"t": "{token}"}}', token="caller-token"
+        )
+        with pytest.raises(AssertionError, match="token"):
+            await self.run(scanner, listed)
 
     @pytest.mark.parametrize(
         ("path", "body", "sent"),
