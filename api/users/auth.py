@@ -8,6 +8,7 @@ from typing import Annotated, Any, cast
 
 import structlog
 from fastapi import BackgroundTasks, Depends, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi_users import BaseUserManager, FastAPIUsers
 from fastapi_users.authentication import AuthenticationBackend, BearerTransport
@@ -317,13 +318,15 @@ async def refusal_before_body(request: Request) -> AppError | None:
 
 
 def takes_token(request: Request) -> bool:
-    """Whether the matched route reads a bearer token (its operation has a security entry)."""
+    """Whether the matched route reads a bearer token (a dependency of it uses the scheme)."""
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute):
-        return False
-    paths = request.app.openapi()["paths"]
-    operations = paths.get(route.path_format, {})
-    return any("security" in operations.get(method.lower(), {}) for method in route.methods or ())
+    return isinstance(route, APIRoute) and _reads_bearer(route.dependant)
+
+
+def _reads_bearer(dependant: Dependant) -> bool:
+    return any(
+        sub.call is bearer_transport.scheme or _reads_bearer(sub) for sub in dependant.dependencies
+    )
 
 
 def require_roles(*roles: UserRole) -> Callable[[User], Coroutine[Any, Any, User]]:

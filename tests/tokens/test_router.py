@@ -34,7 +34,7 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> datetime:
 
 
 async def stored(session: AsyncSession, token_id: str) -> ApiToken | None:
-    return await session.scalar(select(ApiToken).where(col(ApiToken.id) == uuid.UUID(token_id)))
+    return await session.get(ApiToken, uuid.UUID(token_id))
 
 
 class TestCreateApiToken:
