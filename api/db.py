@@ -3,6 +3,7 @@
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
 from sqlmodel import SQLModel
+from starlette.requests import HTTPConnection
 
 from api import embedded
 from api.config import settings
@@ -183,6 +185,16 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         # bookkeeping, unless objects are still waiting to be flushed.
         if not reading or session.new or session.dirty or session.deleted:
             await session.commit()
+
+
+def open_session(connection: HTTPConnection) -> AbstractAsyncContextManager[AsyncSession]:
+    """A short session of its own, outside the request's: for work after the response, or in
+    an exception handler. A test app sets `app.state.open_session` to share its transaction."""
+    factory = getattr(connection.app.state, "open_session", None)
+    if factory is not None:
+        opened: AbstractAsyncContextManager[AsyncSession] = factory()
+        return opened
+    return get_sessionmaker()()
 
 
 # scope="function": the commit happens before the response is sent, so a client never

@@ -2,7 +2,7 @@
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -53,6 +53,21 @@ class NotFound(AppError):
 class Forbidden(AppError):
     status_code = status.HTTP_403_FORBIDDEN
     code = "FORBIDDEN"
+
+
+class InsufficientScope(Forbidden):
+    """An API token calling a route its scopes do not cover (`required_scope`), or one that
+    only a login token may call (`required_scope` null)."""
+
+    code = "INSUFFICIENT_SCOPE"
+
+    def __init__(self, required_scope: str | None) -> None:
+        reason = (
+            f"This API token lacks the scope {required_scope}"
+            if required_scope
+            else "This route needs a login token: API tokens may not call it"
+        )
+        super().__init__(reason=reason, required_scope=required_scope)
 
 
 class Conflict(AppError):
@@ -212,19 +227,25 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
         return Response(body, status_code=422, media_type="application/json")
 
 
+def _unparsable_body() -> RequestValidationError:
+    """A payload that is not JSON text is a payload validation error: FastAPI's 422 shape."""
+    return RequestValidationError(
+        [
+            {
+                "type": "json_invalid",
+                "loc": ("body",),
+                "msg": "Body is not valid JSON text",
+                "input": None,
+            }
+        ]
+    )
+
+
 async def _http_error_handler(request: Request, exc: Exception) -> Response:
     """Starlette/FastAPI HTTPExceptions (fastapi-users raises these) in the API's shapes."""
     assert isinstance(exc, HTTPException)
     if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.detail == UNPARSABLE_BODY:
-        # A payload that is not JSON text is a payload validation error: FastAPI's 422 shape.
-        unparsable = {
-            "type": "json_invalid",
-            "loc": ("body",),
-            "msg": "Body is not valid JSON text",
-        }
-        return await _validation_error_handler(
-            request, RequestValidationError([{**unparsable, "input": None}])
-        )
+        return await _validation_error_handler(request, _unparsable_body())
     detail = exc.detail
     if detail == HTTPStatus(exc.status_code).phrase:
         # fastapi-users' bare "Unauthorized"/"Forbidden": the API's codes are UPPER_SNAKE.
@@ -237,16 +258,59 @@ async def _http_error_handler(request: Request, exc: Exception) -> Response:
     )
 
 
-def register_error_handlers(app: FastAPI) -> None:
+# What a caller's credentials would have been refused with before its body was read (see
+# register_error_handlers); None: nothing.
+RefusalBeforeBody = Callable[[Request], Awaitable["AppError | None"]]
+
+
+def register_error_handlers(
+    app: FastAPI, *, refusal_before_body: RefusalBeforeBody | None = None
+) -> None:
+    """The handlers. FastAPI rejects a body that is not JSON before any dependency runs:
+    `refusal_before_body` then gives the answer the authentication would have given first."""
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        unparsable = any(error.get("type") == "json_invalid" for error in exc.errors())
+        if unparsable and refusal_before_body is not None:
+            refusal = await refusal_before_body(request)
+            if refusal is not None:
+                return await _app_error_handler(request, refusal)
+        return await _validation_error_handler(request, exc)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.detail == UNPARSABLE_BODY:
+            return await validation_error(request, _unparsable_body())
+        return await _http_error_handler(request, exc)
+
     app.add_exception_handler(AppError, _app_error_handler)
-    app.add_exception_handler(HTTPException, _http_error_handler)
-    app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+
+
+def _document_token_errors(operation: dict[str, Any], body: dict[str, Any]) -> None:
+    """An operation that takes a token: 401 for a missing or dead one, and 403
+    INSUFFICIENT_SCOPE for an API token without the operation's `x-token-scope` (none: login
+    tokens only)."""
+    responses = operation["responses"]
+    responses.setdefault(
+        "401", {"description": "UNAUTHORIZED: missing, expired or revoked token", "content": body}
+    )
+    scope = operation.get("x-token-scope")
+    refusal = (
+        f"INSUFFICIENT_SCOPE (an API token without {scope})"
+        if scope
+        else "INSUFFICIENT_SCOPE (an API token: login tokens only)"
+    )
+    forbidden = responses.setdefault("403", {"description": "", "content": body})
+    forbidden["description"] = ", ".join(filter(None, [forbidden["description"], refusal]))
 
 
 def document_common_errors(app: FastAPI, *, throttled: frozenset[str]) -> None:
     """List in the OpenAPI document the answers that come from the stack, not a route: 503
-    (database unreachable) on every API operation, 413 wherever a body is read, and 429 where
-    the auth throttle applies."""
+    (database unreachable) on every API operation, 413 wherever a body is read, 429 where
+    the auth throttle applies, and 401 and 403 INSUFFICIENT_SCOPE wherever a token is taken."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -272,6 +336,8 @@ def document_common_errors(app: FastAPI, *, throttled: frozenset[str]) -> None:
                     responses.setdefault(
                         "413", {"description": "REQUEST_TOO_LARGE", "content": body}
                     )
+                if "security" in operation:
+                    _document_token_errors(operation, body)
                 if path in throttled:
                     responses.setdefault(
                         "429",

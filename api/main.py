@@ -27,9 +27,10 @@ from api.events import router as events_router
 from api.logging import configure_logging
 from api.notifications import router as notifications_router
 from api.observability import ObservabilityMiddleware
+from api.tokens import router as tokens_router
 from api.users import pages
 from api.users import router as users_router
-from api.users.auth import auth_backend, fastapi_users
+from api.users.auth import auth_backend, fastapi_users, refusal_before_body
 from api.users.models import UserCreate, UserRead
 
 log = structlog.get_logger(__name__)
@@ -104,7 +105,7 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.run_worker = settings.RUN_WORKER_IN_PROCESS if run_worker is None else run_worker
-    register_error_handlers(app)
+    register_error_handlers(app, refusal_before_body=refusal_before_body)
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(UnhandledErrorMiddleware)
 
@@ -124,6 +125,7 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
             tags=["auth"],
             dependencies=[Depends(ratelimit.throttle_auth)],
         )
+    app.include_router(tokens_router.router, prefix=API_PREFIX)
     app.include_router(users_router.router, prefix=API_PREFIX)
     app.include_router(events_router.me_router, prefix=API_PREFIX)
     app.include_router(users_router.profiles_router, prefix=API_PREFIX)

@@ -35,7 +35,7 @@ from bench.common import (
 )
 from bench.database import database, database_server
 from bench.report import growth_label, growth_table, main_label, save, stamp, table
-from bench.scenarios import READS, load, logins, plans
+from bench.scenarios import NEW_READS, READS, load, logins, plans
 from bench.servers import Baseline, Server, checkout, pool_size, serve
 from tests.support import TestDatabaseServer
 
@@ -65,6 +65,10 @@ def main_run(server: TestDatabaseServer, baseline: Baseline | None) -> None:
                 for scenario in (*READS, "mixed 90/10"):
                     console.print(f"[dim]{workers} worker(s): {scenario}[/dim]")
                     figures += load(scenario, servers, plan[scenario], workers, dsn, data)
+                current_only = {a: s for a, s in servers.items() if a != BASELINE}
+                for scenario in NEW_READS:
+                    console.print(f"[dim]{workers} worker(s): {scenario}[/dim]")
+                    figures += load(scenario, current_only, plan[scenario], workers, dsn, data)
                 console.print(f"[dim]{workers} worker(s): login[/dim]")
                 figures += logins(servers, plan["login"], plan["health"], workers)
                 console.print(f"[dim]{workers} worker(s): registration burst[/dim]")

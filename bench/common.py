@@ -57,6 +57,7 @@ class Data:
     """What the scenarios need from the seeded database."""
 
     tokens: list[str]
+    api_tokens: list[str]  # an API token (users:read) of each of the users holding `tokens`
     emails: list[str]
     staff_token: str
     event_ids: list[str]

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from api.tokens.models import SHOWN_PREFIX_LENGTH, hash_api_token, new_token
 from api.users.models import hash_token
 from bench.common import BENCH_USERS, BURST_SEATS, NOTICES, Data, console
 from tests.support import ROOT, TestDatabaseServer
@@ -89,6 +90,19 @@ async def prepare(dsn: str, *, notices: int) -> Data:
                 for t, i in zip(tokens, [u["id"] for u in users] + [admin], strict=True)
             ],
         )
+        # The same users' API tokens (users:read), just used: each writes last_used_at again
+        # once a minute at most, as for a client calling many times a minute.
+        api_tokens = [new_token() for _ in users]
+        await connection.executemany(
+            "INSERT INTO api_token (id, user_id, name, scopes, expires_at, token_hash,"
+            " token_prefix, created_at, last_used_at)"
+            " VALUES ($1, $2, 'bench', ARRAY['users:read'], now() + interval '30 days', $3,"
+            " $4, now(), now())",
+            [
+                (uuid.uuid4(), u["id"], hash_api_token(t), t[:SHOWN_PREFIX_LENGTH])
+                for t, u in zip(api_tokens, users, strict=True)
+            ],
+        )
         # A third of them read.
         await connection.execute(
             "INSERT INTO notification (id, user_id, kind, title, body, data, read_at, created_at)"
@@ -113,6 +127,7 @@ async def prepare(dsn: str, *, notices: int) -> Data:
         await connection.close()
     return Data(
         tokens=tokens[:-1],
+        api_tokens=api_tokens,
         emails=[u["email"] for u in users],
         staff_token=tokens[-1],
         event_ids=[str(r["id"]) for r in event_ids],

@@ -37,6 +37,8 @@ Request = tuple[str, str, str | None, str | None]  # method, path, token, form b
 Run = Callable[[Server, float], list[dict[str, Any]]]  # one app's results of one turn
 
 READS = ("events list", "event by id", "users/me", "staff user list", "notification inbox")
+# Reads a baseline may not answer (a revision from before API tokens would refuse them all).
+NEW_READS = ("users/me (API token)",)
 WRITES = {"mixed 90/10", "register+cancel"}
 
 
@@ -54,6 +56,7 @@ def plans(data: Data) -> dict[str, Path]:
     listing = [("GET", f"/api/v1/events?size=20{f}", None, None) for f in filters]
     by_id = [("GET", f"/api/v1/events/{e}", None, None) for e in data.event_ids]
     me = [("GET", "/api/v1/users/me", t, None) for t in data.tokens]
+    me_api = [("GET", "/api/v1/users/me", t, None) for t in data.api_tokens]
     users = [("GET", f"/api/v1/users?size=20&page={p}", data.staff_token, None) for p in (1, 2, 3)]
     inbox = [("GET", "/api/v1/notifications?size=20", t, None) for t in data.tokens]
     login = [
@@ -86,6 +89,7 @@ def plans(data: Data) -> dict[str, Path]:
         "events list": write_plan(listing),
         "event by id": write_plan(by_id),
         "users/me": write_plan(me),
+        "users/me (API token)": write_plan(me_api),
         "staff user list": write_plan(users),
         "notification inbox": write_plan(inbox),
         "mixed 90/10": write_plan(mixed),

@@ -38,6 +38,7 @@ os.environ["DATABASE_URL"] = TEST_DATABASE_URL
 # ruff: noqa: E402  (the imports below must see the environment above)
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -53,6 +54,7 @@ from api.config import settings
 from api.db import create_engine, get_session
 from api.logging import configure_logging
 from api.main import create_app
+from api.tokens.models import ApiToken, hash_api_token, is_api_token
 from api.users.models import AccessToken, User, UserRole, hash_token
 from tests import factories
 from tests.leaks import Caller, LeakScanner
@@ -160,7 +162,14 @@ def app(session: AsyncSession) -> Iterator[FastAPI]:
             raise
         await session.commit()
 
+    @asynccontextmanager
+    async def short_session() -> AsyncIterator[AsyncSession]:
+        # Work the app does in a session of its own (after a response, in an error handler)
+        # runs in the test's transaction too, after the request's own work.
+        yield session
+
     application.dependency_overrides[get_session] = test_session
+    application.state.open_session = short_session
     ratelimit.reset()
     yield application
     ratelimit.reset()
@@ -171,13 +180,16 @@ def leak_scanner(session: AsyncSession) -> LeakScanner:
     """AC-2 for every test: callers and users are read in the test's own transaction."""
 
     async def resolve(token: str) -> Caller | None:
-        row = (
-            await session.execute(
-                select(col(User.id), col(User.role))
-                .join(AccessToken, col(AccessToken.user_id) == col(User.id))
-                .where(col(AccessToken.token) == hash_token(token))
-            )
-        ).first()
+        statement = (
+            select(col(User.id), col(User.role))
+            .join(ApiToken, col(ApiToken.user_id) == col(User.id))
+            .where(col(ApiToken.token_hash) == hash_api_token(token))
+            if is_api_token(token)
+            else select(col(User.id), col(User.role))
+            .join(AccessToken, col(AccessToken.user_id) == col(User.id))
+            .where(col(AccessToken.token) == hash_token(token))
+        )
+        row = (await session.execute(statement)).first()
         return Caller(row.id, str(row.role.value)) if row else None
 
     async def emails() -> list[tuple[uuid.UUID, str]]:

@@ -2,6 +2,7 @@
 
 import secrets
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,13 @@ from api import clock
 from api.events.models import Event, EventStatus, EventType, Registration, RegistrationStatus
 from api.mail import sender
 from api.mail.service import SEND_EMAIL, OutgoingMail
+from api.tokens.models import (
+    SHOWN_PREFIX_LENGTH,
+    ApiToken,
+    Scope,
+    hash_api_token,
+    new_token,
+)
 from api.users.models import AccessToken, User, UserRole, hash_token
 from api.users.passwords import password_helper
 
@@ -71,6 +79,31 @@ async def create_user(
 async def token_headers(session: AsyncSession, user: User) -> dict[str, str]:
     token = secrets.token_urlsafe()
     session.add(AccessToken(token=hash_token(token), user_id=user.id))
+    await session.flush()
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def api_token_headers(
+    session: AsyncSession,
+    user: User,
+    scopes: Iterable[Scope] = tuple(Scope),
+    *,
+    expires_at: datetime | None = None,
+    last_used_at: datetime | None = None,
+) -> dict[str, str]:
+    """Bearer headers with an API token of `user` holding `scopes` (default: every scope)."""
+    token = new_token()
+    session.add(
+        ApiToken(
+            user_id=user.id,
+            name="test token",
+            scopes=list(scopes),
+            expires_at=expires_at or clock.now() + timedelta(days=30),
+            token_hash=hash_api_token(token),
+            token_prefix=token[:SHOWN_PREFIX_LENGTH],
+            last_used_at=last_used_at,
+        )
+    )
     await session.flush()
     return {"Authorization": f"Bearer {token}"}
 

@@ -7,9 +7,10 @@ checked). It fails the request (an AssertionError raised from the client call, s
 fails) when a response body holds:
 
 - a password hash (`$argon2...`, bcrypt's `$2b$`...) or a `hashed_password` key, to anyone;
-- a bearer token seen in this test (in any request's Authorization header or issued by a login
-  answer) or a signed JWT (verification and reset tokens), to anyone, except the token a login
-  answer issues to its caller;
+- a bearer token seen in this test (in any request's Authorization header, issued by a login
+  answer or by the 201 that creates an API token) or its SHA-256 (what is stored of login and
+  API tokens), or a signed JWT (verification and reset tokens), to anyone, except the token a
+  login answer or that 201 issues to its caller;
 - a lockout field (`failed_login_count`, `locked_until`), to a caller who is not staff;
 - the email of another user (when the scanner can look users up), to a caller who is not staff.
 
@@ -19,6 +20,7 @@ the request's bearer token before the request runs (it may be revoked by the req
 """
 
 import base64
+import hashlib
 import json
 import re
 import uuid
@@ -31,6 +33,7 @@ import httpx
 
 STAFF_ROLES = frozenset({"MANAGER", "ADMIN"})
 LOGIN_PATH = "/api/v1/auth/login"
+API_TOKENS_PATH = "/api/v1/users/me/api-tokens"
 # Static documents about the API (their examples show what a token looks like).
 DOCUMENTS = frozenset({"/openapi.json", "/docs", "/redoc"})
 
@@ -125,10 +128,15 @@ class LeakScanner:
 
     @staticmethod
     def _issued_token(response: httpx.Response) -> str | None:
-        if response.request.url.path != LOGIN_PATH or response.status_code != 200:
+        request = response.request
+        if request.url.path == LOGIN_PATH and response.status_code == 200:
+            key = "access_token"
+        elif request.url.path == API_TOKENS_PATH and response.status_code == 201:
+            key = "token"
+        else:
             return None
         try:
-            token = response.json().get("access_token")
+            token = response.json().get(key)
         except ValueError:
             return None
         return token if isinstance(token, str) else None
@@ -148,6 +156,8 @@ class LeakScanner:
 
         found("password hash", (m.group(0) for m in PASSWORD_HASH.finditer(text)))
         found("token", (t for t in self.tokens if t in text and t != issued))
+        hashes = (hashlib.sha256(t.encode()).hexdigest() for t in self.tokens)
+        found("token hash", (h for h in hashes if h in text))
         found("signed token", (m.group(0) for m in JWT.finditer(text)))
         if not caller.is_staff:
             found("lockout field", (m.group(0) for m in LOCKOUT_FIELD.finditer(text)))

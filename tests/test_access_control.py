@@ -13,8 +13,10 @@ AC-2: every JSON body produced by those calls is scanned for password hashes, lo
 reset-mail counters, access tokens, and (for callers who are not staff) other users' emails.
 """
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -22,8 +24,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import clock
 from api.events.models import EventStatus
 from api.notifications.models import Notification, NotificationKind
+from api.tokens.models import ApiToken, Scope
 from api.users.models import User, UserRole
 from tests.factories import (
     DEFAULT_PASSWORD,
@@ -157,6 +161,28 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
         USER: 403,
         MANAGER: 200,
         ADMIN: 200,
+    },
+    # Personal API tokens (API-integrations.md): the caller's own; DELETE on one of theirs.
+    ("POST", "/api/v1/users/me/api-tokens"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 201,
+        USER: 201,
+        MANAGER: 201,
+        ADMIN: 201,
+    },
+    ("GET", "/api/v1/users/me/api-tokens"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 200,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("DELETE", "/api/v1/users/me/api-tokens/{token_id}"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 204,
+        USER: 204,
+        MANAGER: 204,
+        ADMIN: 204,
     },
     # Events and registrations (API.md, Events and Registrations).
     ("POST", "/api/v1/events"): {
@@ -346,6 +372,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/events/{event_id}/reject"): {"feedback": "Access control"},
     ("POST", "/api/v1/events/{event_id}/cancel"): {"reason": "Access control"},
     ("PATCH", "/api/v1/users/me/notification-preferences"): {"EVENT_APPROVED": {"email": False}},
+    ("POST", "/api/v1/users/me/api-tokens"): {"name": "access control", "scopes": ["events:read"]},
 }
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
@@ -356,7 +383,14 @@ def fresh_email() -> str:
     return f"ac-{uuid.uuid4().hex[:12]}@example.com"
 
 
-LEAKING_KEYS = ("hashed_password", "failed_login_count", "locked_until", "reset_mail", "$argon2")
+LEAKING_KEYS = (
+    "hashed_password",
+    "failed_login_count",
+    "locked_until",
+    "reset_mail",
+    "$argon2",
+    "token_hash",
+)
 
 
 def documented_operations(app: FastAPI) -> set[tuple[str, str]]:
@@ -441,7 +475,13 @@ async def target_path(
     template = operation[1]
     if unknown:
         path = template.replace("{nickname}", f"nobody_{uuid.uuid4().hex}")
-        for name in ("{user_id}", "{event_id}", "{registration_id}", "{notification_id}"):
+        for name in (
+            "{user_id}",
+            "{event_id}",
+            "{registration_id}",
+            "{notification_id}",
+            "{token_id}",
+        ):
             path = path.replace(name, str(uuid.uuid4()))
         return path
     if "{event_id}" in template:
@@ -454,10 +494,29 @@ async def target_path(
         session.add(notification)
         await session.flush()
         return template.replace("{notification_id}", str(notification.id))
+    if "{token_id}" in template:
+        holder = actor or await new_account(session, run, UserRole.AUTHENTICATED)
+        token_id = await api_token_of(session, holder.id)
+        return template.replace("{token_id}", str(token_id))
     if "{" not in template:
         return template
     target = await new_account(session, run, UserRole.AUTHENTICATED)
     return template.replace("{user_id}", str(target.id)).replace("{nickname}", target.nickname)
+
+
+async def api_token_of(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID:
+    """The id of a new API token of the user (its value is never used)."""
+    api_token = ApiToken(
+        user_id=user_id,
+        name="target",
+        scopes=[Scope.EVENTS_READ],
+        expires_at=clock.now() + timedelta(days=1),
+        token_hash=uuid.uuid4().hex,
+        token_prefix="em_pat_xxxxx",
+    )
+    session.add(api_token)
+    await session.flush()
+    return api_token.id
 
 
 def body_for(operation: tuple[str, str]) -> dict[str, Any] | None:
@@ -523,6 +582,7 @@ def expected_status(item: Call) -> int:
 
 
 CALENDAR = ("GET", "/api/v1/events/{event_id}/calendar.ics")
+CREATE_API_TOKEN = ("POST", "/api/v1/users/me/api-tokens")
 
 
 def content_type(item: Call) -> str:
@@ -571,6 +631,16 @@ class TestAccessControlTable:
         tokens = [account.token for account in run.accounts if account.token]
         assert len(tokens) == len(run.accounts)
 
+        # API tokens are shown once, in the 201 that creates them; no answer shows a stored hash.
+        created = [
+            item.response
+            for item in run.calls
+            if item.operation == CREATE_API_TOKEN and item.response.status_code == 201
+        ]
+        api_tokens = [response.json()["token"] for response in created]
+        assert len(api_tokens) == len(CALLERS) - 1
+        hashes = [hashlib.sha256(token.encode()).hexdigest() for token in [*tokens, *api_tokens]]
+
         leaks = []
         bodies = 0
         for item in run.calls:
@@ -579,7 +649,8 @@ class TestAccessControlTable:
             assert item.response.headers["content-type"] == content_type(item)
             bodies += 1
             text = item.response.text
-            secrets = [*LEAKING_KEYS, *tokens]
+            shown = [t for t in api_tokens if item.response not in created or t not in text]
+            secrets = [*LEAKING_KEYS, *tokens, *hashes, *shown]
             if item.caller not in STAFF:
                 own = item.actor.email if item.actor else None
                 secrets += [a.email for a in run.accounts if a.email != own]

@@ -12,11 +12,12 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from api import clock
 from api.audit.models import AuditAction, AuditLog
 from api.events.models import EventStatus
 from api.notifications.models import Notification, NotificationKind
 from api.users.models import User, UserRole
-from tests.factories import create_event, create_user, register
+from tests.factories import api_token_headers, create_event, create_user, register
 
 ROWS = 22
 
@@ -163,3 +164,31 @@ async def test_audit_log(client, session: AsyncSession, admin: User, auth_as: Au
     counts = await counted(client, statements, "/api/v1/audit-log", await auth_as(admin))
 
     assert counts[1] == counts[20]
+
+
+async def statements_of(
+    client: httpx.AsyncClient, statements: StatementCounter, path: str, headers: dict[str, str]
+) -> int:
+    """The statements one read runs (after one call to warm caches)."""
+    assert (await client.get(path, headers=headers)).status_code == 200
+    before = statements.count
+    response = await client.get(path, headers=headers)
+    assert response.status_code == 200, response.text
+    return statements.count - before
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/users/me", "/api/v1/notifications", "/api/v1/events/{id}"]
+)
+async def test_an_api_token_read_costs_what_a_login_token_read_costs(
+    client, session: AsyncSession, user: User, manager: User, auth_as: AuthAs, statements, path
+):
+    event = await create_event(session, owner=manager)
+    path = path.replace("{id}", str(event.id))
+    # Used a moment ago: last_used_at is not due (it is written at most once a minute).
+    api = await api_token_headers(session, user, last_used_at=clock.now())
+
+    login_count = await statements_of(client, statements, path, await auth_as(user))
+    api_count = await statements_of(client, statements, path, api)
+
+    assert api_count == login_count

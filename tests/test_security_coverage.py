@@ -8,6 +8,7 @@ checks the whole.
 """
 
 import ast
+import hashlib
 import re
 import uuid
 from pathlib import Path
@@ -47,6 +48,7 @@ SECURITY_IDS = (
     "REL-2",
     "REL-3",
     "REL-4",
+    "TOK-4",
 )
 TESTS = ROOT / "tests"
 ID_PATTERN = re.compile(r"\b([A-Z]{2,4}-\d+)\b")
@@ -182,6 +184,30 @@ class TestLeakScanner:
         leaked, _ = answer("/api/v1/events", '{"t": "other-token"}', token="caller-token")
         with pytest.raises(AssertionError, match="token"):
             await self.run(scanner, leaked)
+
+    async def test_a_token_hash_fails(self) -> None:
+        scanner = self.scanner()
+        stored = hashlib.sha256(b"caller-token").hexdigest()
+        response, _ = answer("/api/v1/users/me", f'{{"h": "{stored}"}}', token="caller-token")
+        with pytest.raises(AssertionError, match="token hash"):
+            await self.run(scanner, response)
+
+    async def test_an_api_token_is_shown_in_its_201_only(self) -> None:
+        scanner = self.scanner()
+        token = "em_pat_" + "a" * 43
+        request = httpx.Request(
+            "POST",
+            "http://testserver/api/v1/users/me/api-tokens",
+            headers={"Authorization": "Bearer caller-token"},
+        )
+        created = httpx.Response(201, content=f'{{"token": "{token}"}}'.encode(), request=request)
+        await self.run(scanner, created)
+        assert scanner.scanned == 1
+        listed, _ = answer(
+            "/api/v1/users/me/api-tokens", f'{{"t": "{token}"}}', token="caller-token"
+        )
+        with pytest.raises(AssertionError, match="token"):
+            await self.run(scanner, listed)
 
     @pytest.mark.parametrize(
         ("path", "body", "sent"),

@@ -6,6 +6,8 @@ from sqlmodel import SQLModel
 from api.admin import service as admin_service
 from api.db import SessionDep
 from api.errors import Forbidden, Unauthorized, error_responses
+from api.tokens.dependencies import token_scope
+from api.tokens.models import Scope
 from api.users.auth import AdminUser
 
 router = APIRouter(prefix="/admin", tags=["administration"])
@@ -30,7 +32,12 @@ class Stats(SQLModel):
     registrations: StatusCounts
 
 
-@router.get("/stats", response_model=Stats, responses=error_responses(Unauthorized, Forbidden))
+@router.get(
+    "/stats",
+    response_model=Stats,
+    responses=error_responses(Unauthorized, Forbidden),
+    openapi_extra=token_scope(Scope.ADMIN_READ),
+)
 async def get_stats(_: AdminUser, session: SessionDep) -> Stats:
     """Users by role and state, events and registrations by status (admins)."""
     return Stats.model_validate(await admin_service.get_stats(session))

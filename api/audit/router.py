@@ -11,13 +11,18 @@ from api.db import SessionDep
 from api.errors import Forbidden, Unauthorized, error_responses
 from api.events.models import EventTime
 from api.pagination import Page, PageParamsDep
+from api.tokens.dependencies import token_scope
+from api.tokens.models import Scope
 from api.users.auth import AdminUser
 
 router = APIRouter(prefix="/audit-log", tags=["administration"])
 
 
 @router.get(
-    "", response_model=Page[AuditLogPublic], responses=error_responses(Unauthorized, Forbidden)
+    "",
+    response_model=Page[AuditLogPublic],
+    responses=error_responses(Unauthorized, Forbidden),
+    openapi_extra=token_scope(Scope.ADMIN_READ),
 )
 async def list_audit_log(
     _: AdminUser,

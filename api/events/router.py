@@ -37,6 +37,8 @@ from api.events.models import (
 )
 from api.http_cache import json_with_etag
 from api.pagination import Page, PageParamsDep
+from api.tokens.dependencies import token_scope
+from api.tokens.models import Scope
 from api.users.auth import CurrentUser, ManagerUser, OptionalUser, VerifiedUser
 from api.users.models import UserPublic
 
@@ -70,6 +72,7 @@ def _public(event: Any) -> EventPublic:
     response_model=EventPublic,
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(Unauthorized, Forbidden),
+    openapi_extra=token_scope(Scope.EVENTS_WRITE),
 )
 async def create_event(
     event_in: EventCreate, creator: ManagerUser, session: SessionDep
@@ -88,6 +91,7 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     "",
     response_model=Page[EventPublic],
     responses={**NOT_MODIFIED, **error_responses(Unauthorized)},
+    openapi_extra=token_scope(Scope.EVENTS_READ),
 )
 async def list_events(
     session: SessionDep,
@@ -146,6 +150,7 @@ async def list_events(
     "/{event_id}",
     response_model=EventPublic,
     responses={**NOT_MODIFIED, **error_responses(NOT_FOUND)},
+    openapi_extra=token_scope(Scope.EVENTS_READ),
 )
 async def get_event(event: PublicEventDep, request: Request) -> Response:
     """One event, as its visibility allows; If-None-Match with its ETag answers 304."""
@@ -160,6 +165,7 @@ async def get_event(event: PublicEventDep, request: Request) -> Response:
         event_service.CapacityBelowRegistered,
         event_service.InvalidEventTransition,
     ),
+    openapi_extra=token_scope(Scope.EVENTS_WRITE),
 )
 async def update_event(
     event_in: EventUpdate, event: ManagedEventDep, session: SessionDep
@@ -173,6 +179,7 @@ async def update_event(
     "/{event_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=TRANSITION_ERRORS,
+    openapi_extra=token_scope(Scope.EVENTS_WRITE),
 )
 async def delete_event(event: ManagedEventDep, session: SessionDep) -> Response:
     """Delete a PENDING or REJECTED event (creator or admin); cancel a published one instead."""
@@ -189,7 +196,12 @@ REVIEW_ERRORS = error_responses(
 )
 
 
-@router.post("/{event_id}/approve", response_model=EventPublic, responses=REVIEW_ERRORS)
+@router.post(
+    "/{event_id}/approve",
+    response_model=EventPublic,
+    responses=REVIEW_ERRORS,
+    openapi_extra=token_scope(Scope.EVENTS_WRITE),
+)
 async def approve_event(
     event: ReviewEventDep, reviewer: ManagerUser, session: SessionDep
 ) -> EventPublic:
@@ -198,7 +210,12 @@ async def approve_event(
     return _public(approved)
 
 
-@router.post("/{event_id}/reject", response_model=EventPublic, responses=REVIEW_ERRORS)
+@router.post(
+    "/{event_id}/reject",
+    response_model=EventPublic,
+    responses=REVIEW_ERRORS,
+    openapi_extra=token_scope(Scope.EVENTS_WRITE),
+)
 async def reject_event(
     review: ReviewFeedback, event: ReviewEventDep, reviewer: ManagerUser, session: SessionDep
 ) -> EventPublic:
@@ -213,6 +230,7 @@ async def reject_event(
     "/{event_id}/submit",
     response_model=EventPublic,
     responses=TRANSITION_ERRORS,
+    openapi_extra=token_scope(Scope.EVENTS_WRITE),
 )
 async def submit_event(
     event: OwnEventDep, creator: CurrentUser, session: SessionDep
@@ -226,6 +244,7 @@ async def submit_event(
     "/{event_id}/cancel",
     response_model=EventPublic,
     responses=TRANSITION_ERRORS,
+    openapi_extra=token_scope(Scope.EVENTS_WRITE),
 )
 async def cancel_event(
     event: ManagedEventDep,
@@ -247,6 +266,7 @@ async def cancel_event(
         200: {"content": {"text/calendar": {"schema": {"type": "string"}}}},
         **error_responses(NOT_FOUND),
     },
+    openapi_extra=token_scope(Scope.EVENTS_READ),
 )
 async def get_event_calendar(event: EventDep, request: Request) -> Response:
     """The event as an RFC 5545 calendar file, to import into any calendar."""
@@ -279,6 +299,7 @@ def _registration(registration: Any, position: int | None) -> RegistrationPublic
         event_service.AlreadyRegistered,
         event_service.EventNotOpen,
     ),
+    openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
 )
 async def register_for_event(
     event_id: uuid.UUID, user: VerifiedUser, session: SessionDep
@@ -294,6 +315,7 @@ async def register_for_event(
     "/{event_id}/registrations/me",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(Unauthorized, NOT_FOUND, event_service.RegistrationNotFound),
+    openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
 )
 async def unregister_from_event(
     event_id: uuid.UUID, user: CurrentUser, session: SessionDep
@@ -339,6 +361,7 @@ def _attendees_csv(rows: Any) -> str:
         200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
         **error_responses(*OWNER_ERRORS),
     },
+    openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
 )
 async def list_event_registrations(
     event: StaffedEventDep,
@@ -378,6 +401,7 @@ async def list_event_registrations(
         event_service.AlreadyCheckedIn,
         event_service.NotConfirmed,
     ),
+    openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
 )
 async def check_in_registration(
     registration_id: uuid.UUID, event: StaffedEventDep, session: SessionDep
@@ -393,6 +417,7 @@ async def check_in_registration(
     "/registrations",
     response_model=Page[OwnRegistration],
     responses=error_responses(Unauthorized),
+    openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
 )
 async def list_my_registrations(
     user: CurrentUser, session: SessionDep, params: PageParamsDep, request: Request

@@ -14,6 +14,8 @@ from api.notifications.models import (
     NotificationPublic,
 )
 from api.pagination import Page, PageParamsDep
+from api.tokens.dependencies import token_scope
+from api.tokens.models import Scope
 from api.users.auth import CurrentUser
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])
@@ -26,7 +28,12 @@ class NotificationPage(Page[NotificationPublic]):
     unread_count: int
 
 
-@router.get("", response_model=NotificationPage, responses=error_responses(Unauthorized))
+@router.get(
+    "",
+    response_model=NotificationPage,
+    responses=error_responses(Unauthorized),
+    openapi_extra=token_scope(Scope.NOTIFICATIONS_READ),
+)
 async def list_notifications(
     user: CurrentUser,
     session: SessionDep,
@@ -51,6 +58,7 @@ async def list_notifications(
     "/read-all",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(Unauthorized),
+    openapi_extra=token_scope(Scope.NOTIFICATIONS_WRITE),
 )
 async def mark_all_notifications_read(user: CurrentUser, session: SessionDep) -> Response:
     """Mark every notification of the caller read."""
@@ -62,6 +70,7 @@ async def mark_all_notifications_read(user: CurrentUser, session: SessionDep) ->
     "/{notification_id}/read",
     response_model=NotificationPublic,
     responses=error_responses(Unauthorized, notification_service.NotificationNotFound),
+    openapi_extra=token_scope(Scope.NOTIFICATIONS_WRITE),
 )
 async def mark_notification_read(
     notification_id: uuid.UUID, user: CurrentUser, session: SessionDep
@@ -77,6 +86,7 @@ async def mark_notification_read(
     "/notification-preferences",
     response_model=Preferences,
     responses=error_responses(Unauthorized),
+    openapi_extra=token_scope(Scope.NOTIFICATIONS_READ),
 )
 async def get_notification_preferences(user: CurrentUser, session: SessionDep) -> Preferences:
     """Email and in-app switches for every kind of notification (both on by default)."""
@@ -87,6 +97,7 @@ async def get_notification_preferences(user: CurrentUser, session: SessionDep) -
     "/notification-preferences",
     response_model=Preferences,
     responses=error_responses(Unauthorized),
+    openapi_extra=token_scope(Scope.NOTIFICATIONS_WRITE),
 )
 async def update_notification_preferences(
     changes: dict[NotificationKind, ChannelUpdate], user: CurrentUser, session: SessionDep

@@ -3,6 +3,7 @@
 import hashlib
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, NamedTuple
@@ -172,9 +173,11 @@ class UserRead(UserBase, schemas.BaseUser[uuid.UUID]):  # type: ignore[misc]
 USER_READ_COLUMNS = shown_columns(User, UserRead, "locked_until")
 
 
-def user_read(row: sa.Row[Any]) -> UserRead:
-    """A row of USER_READ_COLUMNS in its public shape."""
+def user_read(row: sa.Row[Any], *, leave_out: Iterable[str] = ()) -> UserRead:
+    """A row of USER_READ_COLUMNS (and the columns named in `leave_out`) in its public shape."""
     values = row._asdict()
+    for key in leave_out:
+        values.pop(key, None)
     values["is_locked"] = lock_in_force(values.pop("locked_until"))
     return UserRead.model_validate(values)
 

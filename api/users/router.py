@@ -9,6 +9,8 @@ from fastapi_users.router.common import ErrorCode
 from api.db import SessionDep
 from api.errors import AppError, Forbidden, error_responses
 from api.pagination import Page, PageParamsDep
+from api.tokens.dependencies import token_scope
+from api.tokens.models import Scope
 from api.users import service as user_service
 from api.users.auth import AdminUser, CurrentAccount, CurrentUser, ManagerUser, VerifiedUser
 from api.users.dependencies import UserDep, UserManagerDep
@@ -38,7 +40,12 @@ REGISTER_ERRORS = (
 )
 
 
-@router.get("/me", response_model=UserRead, responses=error_responses(UNAUTHORIZED))
+@router.get(
+    "/me",
+    response_model=UserRead,
+    responses=error_responses(UNAUTHORIZED),
+    openapi_extra=token_scope(Scope.USERS_READ),
+)
 async def get_me(account: CurrentAccount) -> UserRead:
     """The caller's own account."""
     return account
@@ -75,7 +82,12 @@ async def delete_me(user: CurrentUser, user_manager: UserManagerDep, request: Re
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("", response_model=Page[UserRead], responses=error_responses(UNAUTHORIZED, FORBIDDEN))
+@router.get(
+    "",
+    response_model=Page[UserRead],
+    responses=error_responses(UNAUTHORIZED, FORBIDDEN),
+    openapi_extra=token_scope(Scope.USERS_READ),
+)
 async def list_users(
     session: SessionDep,
     _: ManagerUser,
@@ -129,6 +141,7 @@ async def create_user(
     "/{user_id}",
     response_model=UserRead,
     responses=error_responses(UNAUTHORIZED, FORBIDDEN, user_service.UserNotFound),
+    openapi_extra=token_scope(Scope.USERS_READ),
 )
 async def get_user(_: ManagerUser, user: UserDep) -> UserRead:
     """One user (managers and admins)."""
@@ -232,6 +245,7 @@ async def unlock_user(actor: ManagerUser, user: UserDep, session: SessionDep) ->
     "/{nickname}",
     response_model=UserPublic,
     responses=error_responses(UNAUTHORIZED, FORBIDDEN, user_service.UserNotFound),
+    openapi_extra=token_scope(Scope.USERS_READ),
 )
 async def get_profile(nickname: str, _: VerifiedUser, session: SessionDep) -> UserPublic:
     """A user's public profile (verified users)."""

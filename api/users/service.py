@@ -18,6 +18,7 @@ from api.errors import Conflict, Forbidden, NotFound
 from api.notifications.models import NotificationKind
 from api.notifications.service import notify
 from api.pagination import PageParams, Total, paginate_rows
+from api.tokens import service as token_service
 from api.users.models import USER_READ_COLUMNS, AccessToken, User, UserRole, UserSort
 
 SORTS = {
@@ -60,7 +61,10 @@ async def save_user(session: AsyncSession, user: User) -> User:
 
 
 async def revoke_tokens(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Every login token and API token of the user stops working (password change or reset,
+    deactivation)."""
     await session.execute(delete(AccessToken).where(col(AccessToken.user_id) == user_id))
+    await token_service.revoke_all_tokens(session, user_id=user_id)
 
 
 async def ensure_not_last_admin(

@@ -40,6 +40,10 @@ USER = (
 )
 ME = f"""SELECT {USER} FROM accesstoken t JOIN "user" u ON u.id = t.user_id
 WHERE t.token = $1 AND t.created_at >= now() - make_interval(mins => $2) AND u.is_active"""
+# The API-token twin: a live token holding users:read (the one route the ceiling takes it on).
+ME_BY_API_TOKEN = f"""SELECT {USER} FROM api_token t JOIN "user" u ON u.id = t.user_id
+WHERE t.token_hash = $1 AND t.expires_at > now() AND 'users:read' = ANY(t.scopes)
+AND u.is_active"""
 # $1 starts_after, $2 event_type or NULL, $3 has_spots or NULL; then limit and offset.
 UPCOMING = """FROM event WHERE status = 'PUBLISHED' AND starts_at >= $1
 AND ($2::event_type IS NULL OR event_type = $2)
@@ -86,6 +90,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 async def caller(request: Request, connection: Any) -> Any:
     token = request.headers.get("authorization", "").removeprefix("Bearer ")
     digest = hashlib.sha256(token.encode()).hexdigest()
+    if token.startswith("em_pat_"):
+        return await connection.fetchrow(ME_BY_API_TOKEN, digest)
     return await connection.fetchrow(ME, digest, int(os.environ.get("TOKEN_MINUTES", "60")))
 
 
