@@ -2,6 +2,7 @@
 
 from api.audit.models import AuditLog
 from api.events.models import Event, Registration
+from api.idempotency.models import IdempotencyKey
 from api.notifications.models import Notification, NotificationPreference
 from api.users.models import AccessToken, User
 
@@ -9,6 +10,7 @@ __all__ = [
     "AccessToken",
     "AuditLog",
     "Event",
+    "IdempotencyKey",
     "Notification",
     "NotificationPreference",
     "Registration",

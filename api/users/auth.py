@@ -11,7 +11,7 @@ from fastapi_users.authentication import AuthenticationBackend, BearerTransport
 from fastapi_users.authentication.strategy.db import DatabaseStrategy
 from fastapi_users.openapi import OpenAPIResponseType
 from sqlalchemy import Select, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from api import clock
@@ -69,6 +69,20 @@ ACCOUNT_BY_TOKEN = _by_live_token(*USER_READ_COLUMNS)
 def _token_parameters(token: str) -> dict[str, Any]:
     oldest = clock.now() - timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
     return {"token": hash_token(token), "oldest": oldest}
+
+
+USER_ID_BY_TOKEN = _by_live_token(col(User.id))
+
+
+async def user_id_for_token(
+    executor: AsyncSession | AsyncConnection, token: str | None
+) -> uuid.UUID | None:
+    """The id of the active user holding a live bearer token, for code that runs before any
+    route (the Idempotency-Key middleware); None for no token or a dead one."""
+    if not token:
+        return None
+    user_id: uuid.UUID | None = await executor.scalar(USER_ID_BY_TOKEN, _token_parameters(token))
+    return user_id
 
 
 async def find_user_by_token(session: AsyncSession, token: str | None) -> User | None:
