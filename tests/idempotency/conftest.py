@@ -53,6 +53,13 @@ class World:
         self.users.append(account)
         return account, headers
 
+    async def token(self, account: User) -> dict[str, str]:
+        """Another live login token of `account`."""
+        async with AsyncSession(self.engine) as session:
+            headers = await token_headers(session, account)
+            await session.commit()
+        return headers
+
     async def event(self, **fields: Any) -> Event:
         owner, _ = await self.user(UserRole.MANAGER)
         async with AsyncSession(self.engine, expire_on_commit=False) as session:

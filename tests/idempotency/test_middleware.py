@@ -389,6 +389,18 @@ class TestScope:
         assert second.json()["user_id"] == str(second_user.id)
         assert await world.count(Registration, event_id=event.id) == 2
 
+    async def test_tokens_of_one_user_share_keys(
+        self, http: httpx.AsyncClient, world: World
+    ) -> None:
+        event = await world.event()
+        user, first_headers = await world.user()
+        second_headers = await world.token(user)
+        first = await http.post(registrations(event.id), headers=keyed(first_headers, "same"))
+        replay = await http.post(registrations(event.id), headers=keyed(second_headers, "same"))
+        assert first.status_code == 201
+        assert_replay(replay, first)
+        assert await world.count(Registration, event_id=event.id) == 1
+
     async def test_excluded_route_ignores_the_key(
         self, http: httpx.AsyncClient, world: World
     ) -> None:
