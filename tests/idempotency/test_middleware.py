@@ -3,7 +3,7 @@ invalid keys, keys in flight, freed keys, lapsed leases, per-user scope and excl
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware import Middleware
 
 from api import clock
-from api.db import create_engine
+from api.db import create_engine, get_engine
 from api.events.models import Event, Registration
 from api.idempotency.middleware import REASONS, IdempotencyMiddleware
 from api.idempotency.models import IdempotencyKey
@@ -465,7 +465,7 @@ class TestFailures:
         event = await world.event()
         _, headers = await world.user()
         dead = create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")
-        async with client_of(app_with_key_store(dead)) as client:
+        async with client_of(app_with_key_store(lambda: dead)) as client:
             response = await client.post(registrations(event.id), headers=keyed(headers, "k"))
         assert response.status_code == 503
         assert response.headers["retry-after"] == "5"
@@ -476,11 +476,27 @@ class TestFailures:
         assert await world.count(Registration, event_id=event.id) == 0
 
 
-def app_with_key_store(engine: AsyncEngine) -> FastAPI:
-    """The app with its Idempotency-Key statements sent to `engine`."""
+async def test_database_down_when_storing_the_answer_still_answers(world: World) -> None:
+    """The work is committed: the client gets its answer; the key stays claimed until its lease
+    lapses (a retry meanwhile is 409), as after a crash."""
+    event = await world.event()
+    user, headers = await world.user()
+    dead = create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")
+    engines = iter([get_engine()])  # the claim succeeds; storing and freeing fail
+    async with client_of(app_with_key_store(lambda: next(engines, dead))) as client:
+        response = await client.post(registrations(event.id), headers=keyed(headers, "k"))
+    assert response.status_code == 201
+    assert response.json()["status"] == "CONFIRMED"
+    [row] = await world.keys(user)
+    assert row.response_status is None
+    assert await world.count(Registration, event_id=event.id) == 1
+
+
+def app_with_key_store(engine: Callable[[], AsyncEngine]) -> FastAPI:
+    """The app with its Idempotency-Key statements sent to the engine `engine()` gives."""
     app = create_app(run_worker=False)
     app.user_middleware = [
-        Middleware(IdempotencyMiddleware, engine=lambda: engine)
+        Middleware(IdempotencyMiddleware, engine=engine)
         if entry.cls is IdempotencyMiddleware  # type: ignore[comparison-overlap]
         else entry
         for entry in app.user_middleware
