@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     MAIL_FROM: str = "no-reply@event-manager.local"
     MAIL_MAX_ATTEMPTS: int = Field(default=8, ge=1)
 
+    # How long an Idempotency-Key and its stored answer are kept, in hours.
+    IDEMPOTENCY_KEY_TTL_HOURS: int = Field(default=24, ge=1)
+
     RUN_WORKER_IN_PROCESS: bool = True
     FIRST_ADMIN_EMAIL: str | None = None
     FIRST_ADMIN_PASSWORD: str | None = None

@@ -24,6 +24,7 @@ from api.errors import (
     register_error_handlers,
 )
 from api.events import router as events_router
+from api.idempotency.middleware import IdempotencyMiddleware, document_idempotency
 from api.logging import configure_logging
 from api.notifications import router as notifications_router
 from api.observability import ObservabilityMiddleware
@@ -106,6 +107,9 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     )
     app.state.run_worker = settings.RUN_WORKER_IN_PROCESS if run_worker is None else run_worker
     register_error_handlers(app, refusal_before_body=refusal_before_body)
+    # Innermost of ours: it sees bodies already capped, and its replays are logged and carry
+    # their own request id.
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(UnhandledErrorMiddleware)
 
@@ -136,6 +140,7 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     app.include_router(admin_router.router, prefix=API_PREFIX)
     app.include_router(pages.router)
     document_common_errors(app, throttled=ratelimit.THROTTLED_PATHS)
+    document_idempotency(app)
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:

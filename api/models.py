@@ -2,6 +2,7 @@
 
 from api.audit.models import AuditLog
 from api.events.models import Event, Registration
+from api.idempotency.models import IdempotencyKey
 from api.notifications.models import Notification, NotificationPreference
 from api.tokens.models import ApiToken
 from api.users.models import AccessToken, User
@@ -11,6 +12,7 @@ __all__ = [
     "ApiToken",
     "AuditLog",
     "Event",
+    "IdempotencyKey",
     "Notification",
     "NotificationPreference",
     "Registration",

@@ -22,6 +22,7 @@ from api import clock
 from api.config import settings
 from api.db import get_database_url, get_sessionmaker
 from api.events import service as event_service
+from api.idempotency import service as idempotency_service
 from api.mail import sender
 from api.mail.service import SEND_EMAIL, OutgoingMail, queries_for
 from api.users.models import AccessToken
@@ -29,6 +30,7 @@ from api.users.models import AccessToken
 log = structlog.get_logger(__name__)
 
 CLEANUP_TOKENS = "cleanup_access_tokens"
+CLEANUP_IDEMPOTENCY_KEYS = "cleanup_idempotency_keys"
 SEND_REMINDERS = "send_event_reminders"
 
 
@@ -59,6 +61,11 @@ async def cleanup_access_tokens(_: Job) -> None:
         await session.execute(delete(AccessToken).where(col(AccessToken.created_at) < cutoff))
 
 
+async def cleanup_idempotency_keys(_: Job) -> None:
+    async with get_sessionmaker()() as session, session.begin():
+        await idempotency_service.delete_expired_keys(session, now=clock.now())
+
+
 async def send_event_reminders(_: Job) -> None:
     async with get_sessionmaker()() as session, session.begin():
         await event_service.send_due_reminders(session)
@@ -67,6 +74,7 @@ async def send_event_reminders(_: Job) -> None:
 # (schedule name, cron expression, the job it enqueues)
 SCHEDULES = (
     ("enqueue_token_cleanup", "17 * * * *", CLEANUP_TOKENS),
+    ("enqueue_idempotency_key_cleanup", "23 * * * *", CLEANUP_IDEMPOTENCY_KEYS),
     ("enqueue_event_reminders", "*/5 * * * *", SEND_REMINDERS),
 )
 
@@ -88,6 +96,7 @@ def build_queue(connection: asyncpg.Connection) -> PgQueuer:
     jobs = {
         SEND_EMAIL: deliver_mail,
         CLEANUP_TOKENS: cleanup_access_tokens,
+        CLEANUP_IDEMPOTENCY_KEYS: cleanup_idempotency_keys,
         SEND_REMINDERS: send_event_reminders,
     }
     for entrypoint, job in jobs.items():

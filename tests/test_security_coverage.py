@@ -49,6 +49,7 @@ SECURITY_IDS = (
     "REL-3",
     "REL-4",
     "TOK-4",
+    "IDEM-1",
 )
 TESTS = ROOT / "tests"
 ID_PATTERN = re.compile(r"\b([A-Z]{2,4}-\d+)\b")
