@@ -47,6 +47,7 @@ SECURITY_IDS = (
     "REL-3",
     "REL-4",
     "CONC-1",
+    "PRIV-1",
 )
 TESTS = ROOT / "tests"
 ID_PATTERN = re.compile(r"\b([A-Z]{2,4}-\d+)\b")

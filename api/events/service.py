@@ -742,17 +742,21 @@ async def all_attendees(
     return (await session.execute(attendees_query(event, status))).all()
 
 
+def user_registrations_query(user_id: uuid.UUID) -> Select[Any]:
+    """Rows (registration, event, place in line) of the user's registrations, newest first."""
+    own_events = select(col(Registration.event_id)).where(col(Registration.user_id) == user_id)
+    positions = _positions(col(Registration.event_id).in_(own_events))
+    return (
+        select(Registration, Event, positions.c.position)
+        .join(Event, col(Event.id) == col(Registration.event_id))
+        .outerjoin(positions, positions.c.id == col(Registration.id))
+        .where(col(Registration.user_id) == user_id)
+        .order_by(col(Registration.created_at).desc(), col(Registration.seq).desc())
+    )
+
+
 async def list_user_registrations(
     session: AsyncSession, *, user: User, params: PageParams
 ) -> tuple[Sequence[Any], Total]:
     """The user's registrations, newest first, each with its event and place in line."""
-    own_events = select(col(Registration.event_id)).where(col(Registration.user_id) == user.id)
-    positions = _positions(col(Registration.event_id).in_(own_events))
-    statement = (
-        select(Registration, Event, positions.c.position)
-        .join(Event, col(Event.id) == col(Registration.event_id))
-        .outerjoin(positions, positions.c.id == col(Registration.id))
-        .where(col(Registration.user_id) == user.id)
-        .order_by(col(Registration.created_at).desc(), col(Registration.seq).desc())
-    )
-    return await paginate_rows(session, statement, params)
+    return await paginate_rows(session, user_registrations_query(user.id), params)
