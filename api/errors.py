@@ -44,6 +44,11 @@ class AppError(Exception):
             return self.code
         return {"code": self.code, "reason": self.reason, **self.extra}
 
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """Response headers the error carries, beside its body."""
+        return None
+
 
 class NotFound(AppError):
     status_code = status.HTTP_404_NOT_FOUND
@@ -80,6 +85,25 @@ class Unauthorized(AppError):
 
     status_code = status.HTTP_401_UNAUTHORIZED
     code = "UNAUTHORIZED"
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class PreconditionFailed(AppError):
+    """If-Match named no current version of the resource; answered with its current ETag."""
+
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    code = "PRECONDITION_FAILED"
+
+    def __init__(self, *, etag: str) -> None:
+        super().__init__()
+        self.etag = etag
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"ETag": self.etag}
 
 
 def invalid_body(errors: Sequence[Any]) -> RequestValidationError:
@@ -145,8 +169,7 @@ def is_unstorable_text(exc: BaseException) -> bool:
 
 async def _app_error_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 def unexpected_error_response(exc: Exception, rid: str) -> JSONResponse:

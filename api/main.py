@@ -24,6 +24,7 @@ from api.errors import (
     register_error_handlers,
 )
 from api.events import router as events_router
+from api.exports import router as exports_router
 from api.idempotency.middleware import IdempotencyMiddleware, document_idempotency
 from api.logging import configure_logging
 from api.notifications import router as notifications_router
@@ -132,6 +133,7 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     app.include_router(tokens_router.router, prefix=API_PREFIX)
     app.include_router(users_router.router, prefix=API_PREFIX)
     app.include_router(events_router.me_router, prefix=API_PREFIX)
+    app.include_router(exports_router.router, prefix=API_PREFIX)
     app.include_router(users_router.profiles_router, prefix=API_PREFIX)
     app.include_router(events_router.router, prefix=API_PREFIX)
     app.include_router(notifications_router.preferences_router, prefix=API_PREFIX)

@@ -293,6 +293,14 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
         MANAGER: 200,
         ADMIN: 200,
     },
+    # The caller's own data, as a JSON file (PRIV-1).
+    ("GET", "/api/v1/users/me/export"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 200,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
     # Notifications, audit log and administration.
     ("GET", "/api/v1/notifications"): {
         ANONYMOUS: 401,

@@ -63,6 +63,7 @@ SCOPES: dict[tuple[str, str], Need] = {
     ("POST", "/api/v1/users/me/api-tokens"): SESSION,
     ("GET", "/api/v1/users/me/api-tokens"): SESSION,
     ("DELETE", "/api/v1/users/me/api-tokens/{token_id}"): SESSION,
+    ("GET", "/api/v1/users/me/export"): SESSION,
     ("POST", "/api/v1/events"): Scope.EVENTS_WRITE,
     ("GET", "/api/v1/events"): Scope.EVENTS_READ,
     ("GET", "/api/v1/events/{event_id}"): Scope.EVENTS_READ,

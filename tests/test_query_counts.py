@@ -192,3 +192,45 @@ async def test_an_api_token_read_costs_what_a_login_token_read_costs(
     api_count = await statements_of(client, statements, path, api)
 
     assert api_count == login_count
+
+
+async def test_personal_data_export(
+    client, session: AsyncSession, manager: User, auth_as: AuthAs, statements
+):
+    """One statement per section, whatever the number of records in each."""
+    headers = await auth_as(manager)
+    other = await create_user(session)
+
+    async def count() -> int:
+        """The route's statements, not the savepoints the test harness wraps requests in."""
+        before = statements.count
+        response = await client.get("/api/v1/users/me/export", headers=headers)
+        assert response.status_code == 200, response.text
+        return sum("SAVEPOINT" not in sql for sql in statements.statements[before:])
+
+    async def add_one_of_each() -> None:
+        event = await create_event(session, owner=manager)
+        await register(session, await create_event(session, owner=other), manager)
+        session.add(
+            Notification(
+                user_id=manager.id, kind=NotificationKind.ROLE_CHANGED, title="t", body="b"
+            )
+        )
+        session.add(
+            AuditLog(
+                actor_id=manager.id,
+                action=AuditAction.EVENT_APPROVED,
+                target_type="event",
+                target_id=event.id,
+            )
+        )
+        await session.flush()
+
+    await add_one_of_each()
+    await count()  # warm caches
+    few = await count()
+    for _ in range(ROWS):
+        await add_one_of_each()
+    many = await count()
+
+    assert few == many

@@ -50,6 +50,8 @@ SECURITY_IDS = (
     "REL-4",
     "TOK-4",
     "IDEM-1",
+    "CONC-1",
+    "PRIV-1",
 )
 TESTS = ROOT / "tests"
 ID_PATTERN = re.compile(r"\b([A-Z]{2,4}-\d+)\b")

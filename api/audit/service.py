@@ -6,12 +6,41 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ARRAY, Text, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api.audit.models import AuditAction, AuditLog
 from api.pagination import PageParams, Total, paginate
+
+REDACTED = "[redacted]"
+# What an entry may hold of a user that identifies them (User's profile fields and email).
+PERSONAL_FIELDS = (
+    "email",
+    "nickname",
+    "first_name",
+    "last_name",
+    "bio",
+    "profile_picture_url",
+    "linkedin_profile_url",
+    "github_profile_url",
+)
+
+
+def _redacted(column: str) -> str:
+    """SQL: the jsonb object in `column` with each personal field present set to REDACTED."""
+    return (
+        f"CASE WHEN {column} ?| :fields THEN (SELECT jsonb_object_agg(key, CASE WHEN key ="
+        f" ANY(:fields) THEN to_jsonb(CAST(:redacted AS text)) ELSE value END)"
+        f" FROM jsonb_each({column})) ELSE {column} END"
+    )
+
+
+REDACT_USER = text(
+    f"UPDATE audit_log SET before = {_redacted('before')}, after = {_redacted('after')}"
+    " WHERE target_type = 'user' AND target_id = :user_id"
+    " AND (before ?| :fields OR after ?| :fields)"
+).bindparams(bindparam("fields", type_=ARRAY(Text)))
 
 
 def _jsonable(value: Any) -> Any:
@@ -47,6 +76,15 @@ async def record(
     session.add(entry)
     await session.flush()
     return entry
+
+
+async def redact_user(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """When an account is deleted: the entries about it stay (with bare ids), but the personal
+    fields in their before/after become REDACTED. In the caller's transaction."""
+    await session.execute(
+        REDACT_USER,
+        {"fields": list(PERSONAL_FIELDS), "redacted": REDACTED, "user_id": user_id},
+    )
 
 
 async def list_entries(

@@ -6,11 +6,11 @@ import uuid
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from api.config import settings
 from api.db import SessionDep
-from api.errors import Forbidden, Unauthorized, error_responses
+from api.errors import Forbidden, PreconditionFailed, Unauthorized, error_responses
 from api.events import service as event_service
 from api.events.calendar import event_calendar
 from api.events.dependencies import (
@@ -35,7 +35,7 @@ from api.events.models import (
     RegistrationStatus,
     ReviewFeedback,
 )
-from api.http_cache import json_with_etag
+from api.http_cache import json_with_etag, tagged_json
 from api.pagination import Page, PageParamsDep
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
@@ -157,22 +157,43 @@ async def get_event(event: PublicEventDep, request: Request) -> Response:
     return json_with_etag(request, event)
 
 
+ETAG_HEADER = {"ETag": {"description": "the event's current ETag", "schema": {"type": "string"}}}
+PATCH_ERRORS = error_responses(
+    *OWNER_ERRORS,
+    event_service.CapacityBelowRegistered,
+    event_service.InvalidEventTransition,
+    PreconditionFailed,
+)
+PATCH_ERRORS[PreconditionFailed.status_code]["headers"] = ETAG_HEADER
+
+
 @router.patch(
     "/{event_id}",
     response_model=EventPublic,
-    responses=error_responses(
-        *OWNER_ERRORS,
-        event_service.CapacityBelowRegistered,
-        event_service.InvalidEventTransition,
-    ),
+    responses={200: {"headers": ETAG_HEADER}, **PATCH_ERRORS},
     openapi_extra=token_scope(Scope.EVENTS_WRITE),
 )
 async def update_event(
-    event_in: EventUpdate, event: ManagedEventDep, session: SessionDep
-) -> EventPublic:
-    """Edit an event (creator or admin); registrants hear of a new time or place."""
-    updated = await event_service.update_event(session, event=event, event_in=event_in)
-    return _public(updated)
+    event_in: EventUpdate,
+    event: ManagedEventDep,
+    session: SessionDep,
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description="apply only if the event's ETag is one of these (`*`: any); "
+            "else 412 with the current ETag. Absent: the last write wins",
+        ),
+    ] = None,
+) -> Response:
+    """Edit an event (creator or admin); registrants hear of a new time or place.
+
+    The answer carries the event's new ETag; If-Match with the ETag of an earlier read makes
+    the edit conditional (412 PRECONDITION_FAILED when the event changed since)."""
+    updated = await event_service.update_event(
+        session, event=event, event_in=event_in, if_match=if_match
+    )
+    return tagged_json(_public(updated))
 
 
 @router.delete(

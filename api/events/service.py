@@ -23,7 +23,7 @@ from api.audit import service as audit_service
 from api.audit.models import AuditAction
 from api.config import settings
 from api.db import contains_pattern, shown_columns
-from api.errors import Conflict, Forbidden, NotFound, invalid_body
+from api.errors import Conflict, Forbidden, NotFound, PreconditionFailed, invalid_body
 from api.events.models import (
     ACTIVE_REGISTRATION,
     Event,
@@ -39,6 +39,7 @@ from api.events.models import (
     seats_left,
 )
 from api.events.seats import SEAT
+from api.http_cache import etag_of, if_match_allows
 from api.notifications.models import NotificationKind
 from api.notifications.service import channels_for, notify, notify_all
 from api.pagination import PageParams, Total, paginate, paginate_rows
@@ -326,8 +327,16 @@ def _merged(event: Event, changes: dict[str, Any]) -> EventBase:
     return merged
 
 
-async def update_event(session: AsyncSession, *, event: Event, event_in: EventUpdate) -> Event:
+async def update_event(
+    session: AsyncSession, *, event: Event, event_in: EventUpdate, if_match: str | None = None
+) -> Event:
+    """Apply a PATCH. With `if_match`, only when it names the event's current ETag (that of
+    GET /events/{id}), compared under the row lock: of two writers holding one tag, one wins."""
     await _lock(session, event)
+    if if_match is not None:
+        current = etag_of(EventPublic.model_validate(event))
+        if not if_match_allows(if_match, current):
+            raise PreconditionFailed(etag=current)
     if event.status is EventStatus.CANCELLED:
         raise InvalidEventTransition(reason="A cancelled event cannot be edited")
     changes = event_in.model_dump(exclude_unset=True)
@@ -733,17 +742,21 @@ async def all_attendees(
     return (await session.execute(attendees_query(event, status))).all()
 
 
+def user_registrations_query(user_id: uuid.UUID) -> Select[Any]:
+    """Rows (registration, event, place in line) of the user's registrations, newest first."""
+    own_events = select(col(Registration.event_id)).where(col(Registration.user_id) == user_id)
+    positions = _positions(col(Registration.event_id).in_(own_events))
+    return (
+        select(Registration, Event, positions.c.position)
+        .join(Event, col(Event.id) == col(Registration.event_id))
+        .outerjoin(positions, positions.c.id == col(Registration.id))
+        .where(col(Registration.user_id) == user_id)
+        .order_by(col(Registration.created_at).desc(), col(Registration.seq).desc())
+    )
+
+
 async def list_user_registrations(
     session: AsyncSession, *, user: User, params: PageParams
 ) -> tuple[Sequence[Any], Total]:
     """The user's registrations, newest first, each with its event and place in line."""
-    own_events = select(col(Registration.event_id)).where(col(Registration.user_id) == user.id)
-    positions = _positions(col(Registration.event_id).in_(own_events))
-    statement = (
-        select(Registration, Event, positions.c.position)
-        .join(Event, col(Event.id) == col(Registration.event_id))
-        .outerjoin(positions, positions.c.id == col(Registration.id))
-        .where(col(Registration.user_id) == user.id)
-        .order_by(col(Registration.created_at).desc(), col(Registration.seq).desc())
-    )
-    return await paginate_rows(session, statement, params)
+    return await paginate_rows(session, user_registrations_query(user.id), params)

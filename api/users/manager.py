@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api import clock
+from api.audit import service as audit_service
 from api.config import settings
 from api.db import SessionDep
 from api.errors import AppError
@@ -366,6 +367,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
     async def on_before_delete(self, user: User, request: Request | None = None) -> None:
         await ensure_not_last_admin(self.session, user, becoming=None)
         await event_service.release_user_registrations(self.session, user=user)
+        await audit_service.redact_user(self.session, user.id)
 
 
 async def get_user_db(session: SessionDep) -> UserDatabase:

@@ -1,0 +1,45 @@
+"""The personal data export: one document of every record the service keeps about a user.
+
+Built from the public models the API already shows (no second schema layer): the user as its
+owner sees it, registrations as GET /users/me/registrations shows them, events, notifications
+and audit entries as their routes do.
+"""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlmodel import Field, SQLModel
+
+from api.audit.models import AuditLogPublic
+from api.events.models import EventPublic, OwnRegistration
+from api.notifications.models import ChannelSettings, NotificationKind, NotificationPublic
+from api.tokens.models import ApiTokenPublic
+from api.users.models import UserRead
+
+FORMAT_VERSION: Literal[1] = 1
+
+
+class ExportedPreference(ChannelSettings):
+    """The user's setting for one kind of notification (the default where never changed)."""
+
+    kind: NotificationKind
+
+
+class PersonalDataExport(SQLModel):
+    format_version: Literal[1] = FORMAT_VERSION
+    exported_at: datetime
+    user: UserRead
+    registrations: list[OwnRegistration] = Field(
+        description="every registration, cancelled ones too, newest first, with its event"
+    )
+    events_created: list[EventPublic]
+    notifications: list[NotificationPublic]
+    notification_preferences: list[ExportedPreference]
+    audit_entries: list[AuditLogPublic] = Field(
+        description="entries where the user is the actor or the target, oldest first"
+    )
+    api_tokens: list[ApiTokenPublic] = Field(
+        description="the user's API tokens, newest first (never the token itself)"
+    )
+    webhooks: list[Any]
+    connections: list[Any]
