@@ -29,6 +29,7 @@ from api.idempotency.middleware import IdempotencyMiddleware, document_idempoten
 from api.logging import configure_logging
 from api.notifications import router as notifications_router
 from api.observability import ObservabilityMiddleware
+from api.registrations import router as registrations_router
 from api.tokens import router as tokens_router
 from api.users import pages
 from api.users import router as users_router
@@ -132,10 +133,11 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
         )
     app.include_router(tokens_router.router, prefix=API_PREFIX)
     app.include_router(users_router.router, prefix=API_PREFIX)
-    app.include_router(events_router.me_router, prefix=API_PREFIX)
+    app.include_router(registrations_router.me_router, prefix=API_PREFIX)
     app.include_router(exports_router.router, prefix=API_PREFIX)
     app.include_router(users_router.profiles_router, prefix=API_PREFIX)
     app.include_router(events_router.router, prefix=API_PREFIX)
+    app.include_router(registrations_router.router, prefix=API_PREFIX)
     app.include_router(notifications_router.preferences_router, prefix=API_PREFIX)
     app.include_router(notifications_router.router, prefix=API_PREFIX)
     app.include_router(audit_router.router, prefix=API_PREFIX)

@@ -6,9 +6,13 @@ from typing import Annotated
 from fastapi import Depends
 
 from api.db import SessionDep
+from api.errors import Unauthorized
 from api.events import service as event_service
 from api.events.models import Event, EventPublic
 from api.users.auth import CurrentUser, ManagerUser, OptionalUser, OptionalViewer
+
+# What a route acting on an event for its creator (or staff) can answer before it does anything.
+OWNER_ERRORS = (Unauthorized, event_service.NotEventOwner, event_service.EventNotFound)
 
 
 async def get_event_or_404(event_id: uuid.UUID, session: SessionDep, viewer: OptionalUser) -> Event:

@@ -1,8 +1,5 @@
-"""The /events routes and GET /users/me/registrations."""
+"""The /events routes (registrations to them are in api/registrations)."""
 
-import csv
-import io
-import uuid
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -14,15 +11,14 @@ from api.errors import Forbidden, PreconditionFailed, Unauthorized, error_respon
 from api.events import service as event_service
 from api.events.calendar import event_calendar
 from api.events.dependencies import (
+    OWNER_ERRORS,
     EventDep,
     ManagedEventDep,
     OwnEventDep,
     PublicEventDep,
     ReviewEventDep,
-    StaffedEventDep,
 )
 from api.events.models import (
-    Attendee,
     Cancellation,
     EventCreate,
     EventPublic,
@@ -30,37 +26,18 @@ from api.events.models import (
     EventTime,
     EventType,
     EventUpdate,
-    OwnRegistration,
-    RegistrationPublic,
-    RegistrationStatus,
     ReviewFeedback,
 )
 from api.http_cache import json_with_etag, tagged_json
 from api.pagination import Page, PageParamsDep
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
-from api.users.auth import CurrentUser, ManagerUser, OptionalUser, VerifiedUser
-from api.users.models import UserPublic
+from api.users.auth import CurrentUser, ManagerUser, OptionalUser
 
 router = APIRouter(prefix="/events", tags=["events"])
-me_router = APIRouter(prefix="/users/me", tags=["registrations"])
 
 NOT_FOUND = event_service.EventNotFound
-# What a route acting on an event for its creator (or staff) can answer before it does anything.
-OWNER_ERRORS = (Unauthorized, event_service.NotEventOwner, NOT_FOUND)
 TRANSITION_ERRORS = error_responses(*OWNER_ERRORS, event_service.InvalidEventTransition)
-CSV_COLUMNS = (
-    "registration_id",
-    "status",
-    "waitlist_position",
-    "user_id",
-    "nickname",
-    "first_name",
-    "last_name",
-    "is_professional",
-    "registered_at",
-    "checked_in_at",
-)
 
 
 def _public(event: Any) -> EventPublic:
@@ -300,155 +277,3 @@ async def get_event_calendar(event: EventDep, request: Request) -> Response:
         media_type="text/calendar",
         headers={"Content-Disposition": f'attachment; filename="event-{event.id}.ics"'},
     )
-
-
-# --- registrations ----------------------------------------------------------------------------
-
-
-def _registration(registration: Any, position: int | None) -> RegistrationPublic:
-    return RegistrationPublic.model_validate(registration, update={"waitlist_position": position})
-
-
-@router.post(
-    "/{event_id}/registrations",
-    response_model=RegistrationPublic,
-    status_code=status.HTTP_201_CREATED,
-    responses=error_responses(
-        Unauthorized,
-        Forbidden,
-        NOT_FOUND,
-        event_service.AlreadyRegistered,
-        event_service.EventNotOpen,
-    ),
-    openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
-)
-async def register_for_event(
-    event_id: uuid.UUID, user: VerifiedUser, session: SessionDep
-) -> RegistrationPublic:
-    """Take a seat, or a place on the waitlist when the event is full (verified users)."""
-    registration, position = await event_service.register_for_event(
-        session, user=user, event_id=event_id
-    )
-    return _registration(registration, position)
-
-
-@router.delete(
-    "/{event_id}/registrations/me",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(Unauthorized, NOT_FOUND, event_service.RegistrationNotFound),
-    openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
-)
-async def unregister_from_event(
-    event_id: uuid.UUID, user: CurrentUser, session: SessionDep
-) -> Response:
-    """Give up one's registration; the first on the waitlist takes the freed seat."""
-    await event_service.unregister_from_event(session, user=user, event_id=event_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-def _attendee(registration: Any, user: Any, position: int | None) -> Attendee:
-    return Attendee.model_validate(
-        registration,
-        update={"waitlist_position": position, "user": UserPublic.model_validate(user)},
-    )
-
-
-def _attendees_csv(rows: Any) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for registration, user, position in rows:
-        writer.writerow(
-            [
-                registration.id,
-                registration.status,
-                position or "",
-                user.id,
-                user.nickname,
-                user.first_name or "",
-                user.last_name or "",
-                str(user.is_professional).lower(),
-                registration.created_at.isoformat(),
-                registration.checked_in_at.isoformat() if registration.checked_in_at else "",
-            ]
-        )
-    return out.getvalue()
-
-
-@router.get(
-    "/{event_id}/registrations",
-    response_model=Page[Attendee],
-    responses={
-        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
-        **error_responses(*OWNER_ERRORS),
-    },
-    openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
-)
-async def list_event_registrations(
-    event: StaffedEventDep,
-    session: SessionDep,
-    params: PageParamsDep,
-    request: Request,
-    registration_status: Annotated[
-        RegistrationStatus | None,
-        Query(alias="status", description="default: CONFIRMED and WAITLISTED"),
-    ] = None,
-) -> Page[Attendee] | Response:
-    """The attendee list (creator, managers, admins): confirmed first, then the waitlist in
-    order. With `Accept: text/csv`, every matching registration as CSV (no paging)."""
-    if "text/csv" in request.headers.get("accept", ""):
-        rows = await event_service.all_attendees(session, event=event, status=registration_status)
-        return Response(
-            _attendees_csv(rows),
-            media_type="text/csv",
-            headers={
-                "Content-Disposition": f'attachment; filename="event-{event.id}-registrations.csv"'
-            },
-        )
-    rows, total = await event_service.list_attendees(
-        session, event=event, params=params, status=registration_status
-    )
-    return Page[Attendee].build(
-        [_attendee(*row) for row in rows], total=total, params=params, request=request
-    )
-
-
-@router.post(
-    "/{event_id}/registrations/{registration_id}/check-in",
-    response_model=RegistrationPublic,
-    responses=error_responses(
-        *OWNER_ERRORS,
-        event_service.RegistrationNotFound,
-        event_service.AlreadyCheckedIn,
-        event_service.NotConfirmed,
-    ),
-    openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
-)
-async def check_in_registration(
-    registration_id: uuid.UUID, event: StaffedEventDep, session: SessionDep
-) -> RegistrationPublic:
-    """Mark a confirmed attendee as arrived (creator, managers, admins)."""
-    registration = await event_service.check_in(
-        session, event=event, registration_id=registration_id
-    )
-    return _registration(registration, None)
-
-
-@me_router.get(
-    "/registrations",
-    response_model=Page[OwnRegistration],
-    responses=error_responses(Unauthorized),
-    openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
-)
-async def list_my_registrations(
-    user: CurrentUser, session: SessionDep, params: PageParamsDep, request: Request
-) -> Page[OwnRegistration]:
-    """The caller's registrations, newest first, each with its event and place in line."""
-    rows, total = await event_service.list_user_registrations(session, user=user, params=params)
-    items = [
-        OwnRegistration.model_validate(
-            registration, update={"waitlist_position": position, "event": _public(event)}
-        )
-        for registration, event, position in rows
-    ]
-    return Page[OwnRegistration].build(items, total=total, params=params, request=request)
