@@ -4,6 +4,7 @@ from api.audit.models import AuditLog
 from api.events.models import Event, Registration
 from api.idempotency.models import IdempotencyKey
 from api.notifications.models import Notification, NotificationPreference
+from api.outbox.models import OutboxEvent
 from api.tokens.models import ApiToken
 from api.users.models import AccessToken, User
 
@@ -15,6 +16,7 @@ __all__ = [
     "IdempotencyKey",
     "Notification",
     "NotificationPreference",
+    "OutboxEvent",
     "Registration",
     "User",
 ]
