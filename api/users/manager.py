@@ -379,6 +379,9 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         await ensure_not_last_admin(self.session, user, becoming=None)
         await event_service.release_user_registrations(self.session, user=user)
         await audit_service.redact_user(self.session, user.id)
+
+    async def on_after_delete(self, user: User, request: Request | None = None) -> None:
+        # After the row is gone (its lock taken): announced after any change still in flight.
         await announce_user_deleted(self.session, user)
 
 
