@@ -29,6 +29,7 @@ from api.idempotency.middleware import IdempotencyMiddleware, document_idempoten
 from api.logging import configure_logging
 from api.notifications import router as notifications_router
 from api.observability import ObservabilityMiddleware
+from api.outbox.openapi import document_domain_events
 from api.registrations import router as registrations_router
 from api.tokens import router as tokens_router
 from api.users import pages
@@ -143,6 +144,7 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     app.include_router(audit_router.router, prefix=API_PREFIX)
     app.include_router(admin_router.router, prefix=API_PREFIX)
     app.include_router(pages.router)
+    document_domain_events(app)
     document_common_errors(app, throttled=ratelimit.THROTTLED_PATHS)
     document_idempotency(app)
 

@@ -345,3 +345,10 @@ class OwnRegistration(RegistrationPublic):
     """A row of GET /users/me/registrations."""
 
     event: EventPublic
+
+
+class EventDeleted(SQLModel):
+    """The data of an `event.deleted` domain event: the event is gone, only its ids remain."""
+
+    id: uuid.UUID
+    created_by: uuid.UUID | None

@@ -26,9 +26,11 @@ from api.db import contains_pattern, shown_columns
 from api.errors import Conflict, Forbidden, NotFound, PreconditionFailed, invalid_body
 from api.events.models import (
     ACTIVE_REGISTRATION,
+    Attendee,
     Event,
     EventBase,
     EventCreate,
+    EventDeleted,
     EventPublic,
     EventStatus,
     EventType,
@@ -41,9 +43,10 @@ from api.events.models import (
 from api.events.seats import SEAT
 from api.http_cache import etag_of, if_match_allows
 from api.notifications.models import NotificationKind
-from api.notifications.service import channels_for, notify, notify_all
+from api.notifications.service import announce, channels_for, notify, notify_all
+from api.outbox.models import DomainEventType
 from api.pagination import PageParams, Total, paginate, paginate_rows
-from api.users.models import STAFF_ROLES, User, UserRole, Viewer
+from api.users.models import STAFF_ROLES, User, UserPublic, UserRole, Viewer
 
 TRANSITIONS: dict[EventStatus, frozenset[EventStatus]] = {
     EventStatus.PENDING: frozenset(
@@ -260,7 +263,23 @@ def event_summary(event: Event) -> dict[str, Any]:
     }
 
 
-async def _notify_reviewers(session: AsyncSession, event: Event, *, submitter: User) -> None:
+def attendee(registration: Registration, user: User, position: int | None = None) -> Attendee:
+    """A registration as the attendee list shows it: the data of `registration.*` events."""
+    return Attendee.model_validate(
+        registration,
+        update={"waitlist_position": position, "user": UserPublic.model_validate(user)},
+    )
+
+
+async def _public(session: AsyncSession, event: Event) -> EventPublic:
+    """The event as GET /events/{id} shows it after the change (flushed first: updated_at)."""
+    await session.flush()
+    return EventPublic.model_validate(event)
+
+
+async def _announce_to_reviewers(
+    session: AsyncSession, event: Event, event_type: DomainEventType, *, submitter: User
+) -> None:
     reviewers = await session.scalars(
         select(User).where(
             col(User.role).in_(STAFF_ROLES),
@@ -268,17 +287,33 @@ async def _notify_reviewers(session: AsyncSession, event: Event, *, submitter: U
             col(User.id) != submitter.id,
         )
     )
-    await notify_all(
-        session, reviewers.all(), NotificationKind.EVENT_SUBMITTED, event=event_summary(event)
+    await announce(
+        session,
+        event_type,
+        await _public(session, event),
+        notify=reviewers.all(),
+        kind=NotificationKind.EVENT_SUBMITTED,
+        event=event_summary(event),
     )
 
 
-async def _notify_creator(
-    session: AsyncSession, event: Event, kind: NotificationKind, **context: Any
+async def _announce_to_creator(
+    session: AsyncSession,
+    event: Event,
+    event_type: DomainEventType,
+    kind: NotificationKind,
+    **context: Any,
 ) -> None:
     creator = await session.get(User, event.created_by) if event.created_by else None
-    if creator is not None:
-        await notify(session, creator, kind, event=event_summary(event), **context)
+    await announce(
+        session,
+        event_type,
+        await _public(session, event),
+        notify=[] if creator is None else [creator],
+        kind=kind,
+        event=event_summary(event),
+        **context,
+    )
 
 
 async def _registrants(
@@ -311,7 +346,7 @@ async def create_event(session: AsyncSession, *, creator: User, event_in: EventC
     event = Event.model_validate(event_in, update={"created_by": creator.id})
     session.add(event)
     await session.flush()
-    await _notify_reviewers(session, event, submitter=creator)
+    await _announce_to_reviewers(session, event, DomainEventType.EVENT_CREATED, submitter=creator)
     return event
 
 
@@ -355,15 +390,19 @@ async def update_event(
         event.reminder_sent_at = None  # a new start time deserves its own reminder
     session.add(event)
     await session.flush()
+    if not changed:
+        return event  # nothing changed: nothing to tell
     if "capacity" in changed:
         await _promote(session, event)
-    if event.status is EventStatus.PUBLISHED and changed & TIME_AND_PLACE:
-        await notify_all(
-            session,
-            await _registrants(session, event),
-            NotificationKind.EVENT_UPDATED,
-            event=event_summary(event),
-        )
+    told = event.status is EventStatus.PUBLISHED and bool(changed & TIME_AND_PLACE)
+    await announce(
+        session,
+        DomainEventType.EVENT_UPDATED,
+        await _public(session, event),
+        notify=await _registrants(session, event) if told else [],
+        kind=NotificationKind.EVENT_UPDATED if told else None,
+        event=event_summary(event),
+    )
     return event
 
 
@@ -375,6 +414,11 @@ async def delete_event(session: AsyncSession, *, event: Event) -> None:
         )
     await session.delete(event)
     await session.flush()
+    await announce(
+        session,
+        DomainEventType.EVENT_DELETED,
+        EventDeleted(id=event.id, created_by=event.created_by),
+    )
 
 
 async def _review(
@@ -412,12 +456,11 @@ async def _review(
         after=after,
         reason=feedback,
     )
-    kind = (
-        NotificationKind.EVENT_APPROVED
-        if target is EventStatus.PUBLISHED
-        else NotificationKind.EVENT_REJECTED
-    )
-    await _notify_creator(session, event, kind, feedback=feedback)
+    if target is EventStatus.PUBLISHED:
+        kind, event_type = NotificationKind.EVENT_APPROVED, DomainEventType.EVENT_PUBLISHED
+    else:
+        kind, event_type = NotificationKind.EVENT_REJECTED, DomainEventType.EVENT_REJECTED
+    await _announce_to_creator(session, event, event_type, kind, feedback=feedback)
     return event
 
 
@@ -438,8 +481,7 @@ async def submit_event(session: AsyncSession, *, creator: User, event: Event) ->
     await _lock(session, event)
     _transition(event, EventStatus.PENDING)
     session.add(event)
-    await session.flush()
-    await _notify_reviewers(session, event, submitter=creator)
+    await _announce_to_reviewers(session, event, DomainEventType.EVENT_SUBMITTED, submitter=creator)
     return event
 
 
@@ -456,13 +498,20 @@ async def cancel_event(
     }
     registrants = await _registrants(session, event)
     now = clock.now()
-    await session.execute(
+    released = await session.scalars(
         update(Registration)
         .where(
             col(Registration.event_id) == event.id,
             col(Registration.status).in_(ACTIVE_REGISTRATION),
         )
         .values(status=RegistrationStatus.CANCELLED, cancelled_at=now, updated_at=now)
+        .returning(Registration)
+    )
+    users = {user.id: user for user in registrants}
+    await announce(
+        session,
+        DomainEventType.REGISTRATION_CANCELLED,
+        [attendee(registration, users[registration.user_id]) for registration in released],
     )
     event.registered_count = event.waitlist_count = 0
     event.cancelled_at = now
@@ -478,10 +527,12 @@ async def cancel_event(
         after={"status": event.status, "registered_count": 0, "waitlist_count": 0},
         reason=reason,
     )
-    await notify_all(
+    await announce(
         session,
-        registrants,
-        NotificationKind.EVENT_CANCELLED,
+        DomainEventType.EVENT_CANCELLED,
+        await _public(session, event),
+        notify=registrants,
+        kind=NotificationKind.EVENT_CANCELLED,
         event=event_summary(event),
         reason=reason,
     )
@@ -572,7 +623,35 @@ async def register_for_event(
     channels = await channels_for(session, [user.id], kind)
     summary = event_summary(event)
     now = clock.now()
-    seat = {"event_id": event.id, "user_id": user.id, "registration_id": uuid.uuid4(), "now": now}
+    registration_id = uuid.uuid4()
+    # The domain event's data either way: the statement writes the one that happens, with the
+    # place in line it gave (announced with the change, in the one round trip under the lock).
+    confirmed, waitlisted = (
+        Attendee(
+            id=registration_id,
+            event_id=event.id,
+            user_id=user.id,
+            status=status,
+            waitlist_position=position,
+            created_at=now,
+            promoted_at=None,
+            checked_in_at=None,
+            cancelled_at=None,
+            user=UserPublic.model_validate(user),
+        ).model_dump(mode="json")
+        for status, position in (
+            (RegistrationStatus.CONFIRMED, None),
+            (RegistrationStatus.WAITLISTED, 0),  # the statement writes the real place
+        )
+    )
+    seat = {
+        "event_id": event.id,
+        "user_id": user.id,
+        "registration_id": registration_id,
+        "now": now,
+        "confirmed": confirmed,
+        "waitlisted": waitlisted,
+    }
     row = (await session.execute(SEAT, seat)).one_or_none()
     if row is None:
         raise EventNotFound()  # deleted while we waited
@@ -590,6 +669,7 @@ async def register_for_event(
         _ensure_open(event, now)  # cancelled, or closed, while we waited for the lock
         raise AlreadyRegistered()
     position = waitlist_count if registration.status is RegistrationStatus.WAITLISTED else None
+    # The outbox row went out with the statement: only the notice is left to raise.
     await notify(session, user, kind, channels=channels, event=summary, waitlist_position=position)
     return registration, position
 
@@ -625,16 +705,20 @@ async def _promote(session: AsyncSession, event: Event) -> None:
     event.registered_count += len(rows)
     event.waitlist_count -= len(rows)
     session.add(event)
-    await notify_all(
+    await announce(
         session,
-        [user for _, user in rows],
-        NotificationKind.WAITLIST_PROMOTED,
+        DomainEventType.REGISTRATION_PROMOTED,
+        [attendee(registration, user) for registration, user in rows],
+        notify=[user for _, user in rows],
+        kind=NotificationKind.WAITLIST_PROMOTED,
         event=event_summary(event),
     )
 
 
-async def _release(session: AsyncSession, event: Event, registration: Registration) -> None:
-    """Cancel one live registration of a locked event, and move the line up."""
+async def _release(
+    session: AsyncSession, event: Event, registration: Registration, user: User
+) -> None:
+    """Cancel one live registration (of `user`) of a locked event, and move the line up."""
     if registration.status is RegistrationStatus.CONFIRMED:
         event.registered_count -= 1
     else:
@@ -643,6 +727,7 @@ async def _release(session: AsyncSession, event: Event, registration: Registrati
     registration.cancelled_at = clock.now()
     session.add_all([event, registration])
     await session.flush()
+    await announce(session, DomainEventType.REGISTRATION_CANCELLED, attendee(registration, user))
     await _promote(session, event)
 
 
@@ -651,7 +736,7 @@ async def unregister_from_event(session: AsyncSession, *, user: User, event_id: 
     registration = await _live_registration(session, event.id, user.id)
     if registration is None:
         raise RegistrationNotFound()
-    await _release(session, event, registration)
+    await _release(session, event, registration, user)
 
 
 async def release_user_registrations(session: AsyncSession, *, user: User) -> None:
@@ -670,20 +755,25 @@ async def release_user_registrations(session: AsyncSession, *, user: User) -> No
         event = await session.scalar(_event_by_id(event_id, lock=True))
         registration = await _live_registration(session, event_id, user.id)
         if event is not None and registration is not None:
-            await _release(session, event, registration)
+            await _release(session, event, registration, user)
 
 
 async def check_in(
     session: AsyncSession, *, event: Event, registration_id: uuid.UUID
 ) -> Registration:
-    registration = await session.scalar(
-        select(Registration)
-        .where(col(Registration.id) == registration_id, col(Registration.event_id) == event.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if registration is None:
+    row = (
+        await session.execute(
+            select(Registration, User)
+            .join(User, col(User.id) == col(Registration.user_id))
+            .where(col(Registration.id) == registration_id, col(Registration.event_id) == event.id)
+            .with_for_update(of=Registration)
+            .execution_options(populate_existing=True)
+        )
+    ).one_or_none()
+    if row is None:
         raise RegistrationNotFound()
+    registration: Registration = row[0]
+    user: User = row[1]
     if registration.status is not RegistrationStatus.CONFIRMED:
         raise NotConfirmed(reason=f"The registration is {registration.status}")
     if registration.checked_in_at is not None:
@@ -693,6 +783,7 @@ async def check_in(
     registration.checked_in_at = clock.now()
     session.add(registration)
     await session.flush()
+    await announce(session, DomainEventType.REGISTRATION_CHECKED_IN, attendee(registration, user))
     return registration
 
 

@@ -1,6 +1,9 @@
-"""The one place where notices to users are raised: stored in-app and emailed, as each user chose.
+"""The one place where changes are made known: notices to users (stored in-app and emailed, as
+each user chose) and domain events for integrations (outbox rows, API-integrations.md).
 
-Both happen in the caller's transaction: a change and its notices commit together or not at all.
+All of it happens in the caller's transaction: a change, its notices and its outbox rows commit
+together or not at all. A change that integrations hear of calls announce(), which writes its
+outbox row and, when the change also tells people, raises the notices in the same call.
 Verification and password-reset mails are not notices: they go out through api.mail directly,
 whatever the preferences.
 """
@@ -11,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from jinja2 import Environment, StrictUndefined
+from pydantic import BaseModel
 from sqlalchemy import Row, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +32,8 @@ from api.notifications.models import (
     NotificationPreference,
     NotificationPublic,
 )
+from api.outbox import service as outbox_service
+from api.outbox.models import DomainEventType
 from api.pagination import PageParams, Total, bounded_count, paginate_rows
 from api.users.models import User
 
@@ -171,6 +177,36 @@ async def notify(
     **context: Any,
 ) -> None:
     await notify_all(session, [user], kind, channels=channels, **context)
+
+
+# What a domain event's `data` is: a public model (dumped as JSON) or a ready JSON object.
+Payload = BaseModel | dict[str, Any]
+
+
+async def announce(
+    session: AsyncSession,
+    event_type: DomainEventType,
+    data: Payload | Sequence[Payload],
+    *,
+    notify: Iterable[User] = (),
+    kind: NotificationKind | None = None,
+    channels: Mapping[uuid.UUID, ChannelSettings] | None = None,
+    **context: Any,
+) -> None:
+    """Make one domain change known, in the caller's transaction: one outbox row of
+    `event_type` per item of `data` (one payload, or a list of them for a change to many
+    resources, inserted together in one statement), and, with `kind`, the notice of that kind
+    to each of `notify` (as notify_all()).
+
+    Call it after the change is flushed (the resource's row lock taken), with `data` as the
+    resource's public model shows it after the change: of two changes to one resource, the
+    later one then gets the larger outbox id. Nothing is published unless the caller commits.
+    """
+    payloads = list(data) if isinstance(data, Sequence) else [data]
+    for payload in payloads:
+        await outbox_service.record(session, event_type, payload)
+    if kind is not None:
+        await notify_all(session, notify, kind, channels=channels, **context)
 
 
 # --- the inbox --------------------------------------------------------------------------------

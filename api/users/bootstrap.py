@@ -6,6 +6,7 @@ from api.config import settings
 from api.db import get_sessionmaker
 from api.users.manager import UserDatabase, UserManager
 from api.users.models import User, UserAdminCreate, UserRole
+from api.users.service import announce_user_update, announced_fields
 
 
 async def create_admin(email: str, password: str) -> tuple[User, bool]:
@@ -14,9 +15,11 @@ async def create_admin(email: str, password: str) -> tuple[User, bool]:
         manager = UserManager(UserDatabase(session, User))
         existing = await manager.user_db.get_by_email(email)
         if existing is not None:
+            announced = announced_fields(existing)
             await manager.user_db.update(
                 existing, {"role": UserRole.ADMIN, "is_superuser": True, "is_verified": True}
             )
+            await announce_user_update(session, existing, announced)
             return existing, False
         user = await manager.create(
             UserAdminCreate(email=email, password=password, role=UserRole.ADMIN), safe=False

@@ -31,7 +31,15 @@ from api.notifications.models import NotificationKind
 from api.notifications.service import notify
 from api.users.models import AccessToken, User, UserRole, hash_token
 from api.users.passwords import ThreadedPasswordHelper, password_helper, password_problem
-from api.users.service import ensure_not_last_admin, revoke_tokens, save_user
+from api.users.service import (
+    announce_user_created,
+    announce_user_deleted,
+    announce_user_update,
+    announced_fields,
+    ensure_not_last_admin,
+    revoke_tokens,
+    save_user,
+)
 
 # Locked "until unlocked" (LOCKOUT_MINUTES=0) is a date no clock reaches.
 LOCKED_INDEFINITELY = clock.now().replace(year=9999, month=12, day=31)
@@ -132,6 +140,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         if data.get("is_professional"):
             data["professional_status_updated_at"] = clock.now()
         user = await self.user_db.create(data)
+        await announce_user_created(self.session, user)
         await self.on_after_register(user, request)
         return user
 
@@ -197,9 +206,11 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
                 changes[field] = value
         if changes.get("is_active") is False:
             revoke = True
+        announced = announced_fields(user)
         updated = await self.user_db.update(user, changes)
         if revoke:
             await revoke_tokens(self.session, user.id)
+        await announce_user_update(self.session, updated, announced)
         return updated
 
     async def on_after_update(
@@ -368,6 +379,10 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         await ensure_not_last_admin(self.session, user, becoming=None)
         await event_service.release_user_registrations(self.session, user=user)
         await audit_service.redact_user(self.session, user.id)
+
+    async def on_after_delete(self, user: User, request: Request | None = None) -> None:
+        # After the row is gone (its lock taken): announced after any change still in flight.
+        await announce_user_deleted(self.session, user)
 
 
 async def get_user_db(session: SessionDep) -> UserDatabase:

@@ -182,6 +182,22 @@ def user_read(row: sa.Row[Any], *, leave_out: Iterable[str] = ()) -> UserRead:
     return UserRead.model_validate(values)
 
 
+class UserDeleted(SQLModel):
+    """The data of a `user.deleted` domain event: the account is gone, only its id remains."""
+
+    id: uuid.UUID
+
+
+# What a `user.updated` domain event is about: a change of any of these (the profile, email,
+# role, is_verified, is_active, is_professional), not a login, a lockout or its lifting.
+ANNOUNCED_USER_FIELDS = frozenset(UserRead.model_fields) - {
+    "is_locked",
+    "last_login_at",
+    "updated_at",
+    "is_superuser",
+}
+
+
 class UserPublic(UserBase):
     """The public profile: what any verified user may see of another."""
 

@@ -16,10 +16,20 @@ from api.audit.models import AuditAction
 from api.db import contains_pattern
 from api.errors import Conflict, Forbidden, NotFound
 from api.notifications.models import NotificationKind
-from api.notifications.service import notify
+from api.notifications.service import announce
+from api.outbox.models import DomainEventType
 from api.pagination import PageParams, Total, paginate_rows
 from api.tokens import service as token_service
-from api.users.models import USER_READ_COLUMNS, AccessToken, User, UserRole, UserSort
+from api.users.models import (
+    ANNOUNCED_USER_FIELDS,
+    USER_READ_COLUMNS,
+    AccessToken,
+    User,
+    UserDeleted,
+    UserRead,
+    UserRole,
+    UserSort,
+)
 
 SORTS = {
     UserSort.CREATED_AT: (col(User.created_at).asc(), col(User.id).asc()),
@@ -58,6 +68,44 @@ async def save_user(session: AsyncSession, user: User) -> User:
             raise NicknameTaken() from error
         raise
     return user
+
+
+def announced_fields(user: User) -> dict[str, Any]:
+    """What a `user.updated` domain event is about, as it stands: taken before a change and
+    handed to announce_user_update() after it."""
+    return {field: getattr(user, field) for field in ANNOUNCED_USER_FIELDS}
+
+
+async def announce_user_created(session: AsyncSession, user: User) -> None:
+    await session.flush()
+    await announce(session, DomainEventType.USER_CREATED, UserRead.model_validate(user))
+
+
+async def announce_user_update(
+    session: AsyncSession,
+    user: User,
+    before: dict[str, Any],
+    *,
+    kind: NotificationKind | None = None,
+    **context: Any,
+) -> None:
+    """`user.updated` (the user as staff see it) when an announced field changed since `before`,
+    with the notice of `kind` to the user; nothing at all when none changed."""
+    if announced_fields(user) == before:
+        return
+    await session.flush()  # the row lock taken, updated_at set
+    await announce(
+        session,
+        DomainEventType.USER_UPDATED,
+        UserRead.model_validate(user),
+        notify=[user],
+        kind=kind,
+        **context,
+    )
+
+
+async def announce_user_deleted(session: AsyncSession, user: User) -> None:
+    await announce(session, DomainEventType.USER_DELETED, UserDeleted(id=user.id))
 
 
 async def revoke_tokens(session: AsyncSession, user_id: uuid.UUID) -> None:
@@ -156,6 +204,7 @@ async def set_user_role(
         return user
     await ensure_not_last_admin(session, user, becoming=role)
     old_role = user.role
+    announced = announced_fields(user)
     before, after = _changes(user, {"role": role, "is_superuser": role is UserRole.ADMIN})
     if role is not UserRole.ANONYMOUS and not user.is_verified:
         # Staff vouch for the account: a role above ANONYMOUS implies a verified email.
@@ -173,10 +222,11 @@ async def set_user_role(
         after=after,
         reason=reason,
     )
-    await notify(
+    await announce_user_update(
         session,
         user,
-        NotificationKind.ROLE_CHANGED,
+        announced,
+        kind=NotificationKind.ROLE_CHANGED,
         old_role=old_role.value,
         new_role=role.value,
         reason=reason,
@@ -189,6 +239,7 @@ async def set_professional_status(
 ) -> User:
     if user.is_professional is is_professional:
         return user
+    announced = announced_fields(user)
     before = {
         "is_professional": user.is_professional,
         "professional_status_updated_at": user.professional_status_updated_at,
@@ -209,10 +260,11 @@ async def set_professional_status(
         },
         reason=reason,
     )
-    await notify(
+    await announce_user_update(
         session,
         user,
-        NotificationKind.PRO_STATUS_CHANGED,
+        announced,
+        kind=NotificationKind.PRO_STATUS_CHANGED,
         is_professional=is_professional,
         reason=reason,
     )
@@ -257,9 +309,12 @@ async def update_user_by_staff(
         before=before,
         after=after,
     )
+    announced = announced_fields(user)
     for key, value in after.items():
         setattr(user, key, value)
-    return await save_user(session, user)
+    await save_user(session, user)
+    await announce_user_update(session, user, announced)
+    return user
 
 
 async def record_deletion(session: AsyncSession, *, actor: User, user: User) -> None:
