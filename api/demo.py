@@ -25,6 +25,7 @@ from sqlmodel import SQLModel, col
 
 from api import clock
 from api.db import create_engine
+from api.events import checkin
 from api.events.models import Event, EventStatus, EventType, Registration, RegistrationStatus
 from api.users.models import User, UserRole
 from api.users.passwords import password_helper
@@ -466,6 +467,9 @@ def _events(
                         cancelled_at=row["cancelled_at"],
                         updated_at=row["cancelled_at"],
                     )
+            for registration in line:
+                confirmed = registration["status"] is RegistrationStatus.CONFIRMED
+                registration["checkin_code"] = checkin.generate() if confirmed else None
             counts = Counter(r["status"] for r in line)
             row["registered_count"] = counts[RegistrationStatus.CONFIRMED]
             row["waitlist_count"] = counts[RegistrationStatus.WAITLISTED]

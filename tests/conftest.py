@@ -52,6 +52,7 @@ from sqlmodel import col
 from api import ratelimit
 from api.config import settings
 from api.db import create_engine, get_session
+from api.events.models import Registration
 from api.logging import configure_logging
 from api.main import create_app
 from api.tokens.models import ApiToken, hash_api_token, is_api_token
@@ -196,7 +197,15 @@ def leak_scanner(session: AsyncSession) -> LeakScanner:
         rows = await session.execute(select(col(User.id), col(User.email)))
         return [(row.id, row.email) for row in rows]
 
-    return LeakScanner(resolve, emails)
+    async def codes() -> list[tuple[uuid.UUID, str]]:
+        rows = await session.execute(
+            select(col(Registration.user_id), col(Registration.checkin_code)).where(
+                col(Registration.checkin_code).is_not(None)
+            )
+        )
+        return [(user_id, code) for user_id, code in rows]
+
+    return LeakScanner(resolve, emails, codes)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api import clock
+from api.events import checkin
 from api.events.models import Event, EventStatus, EventType, Registration, RegistrationStatus
 from api.mail import sender
 from api.mail.service import SEND_EMAIL, OutgoingMail
@@ -202,6 +203,7 @@ async def register(
         status = RegistrationStatus.WAITLISTED if full else RegistrationStatus.CONFIRMED
     registration = Registration(event_id=event.id, user_id=user.id, status=status)
     if status is RegistrationStatus.CONFIRMED:
+        registration.checkin_code = checkin.generate()
         event.registered_count += 1
     elif status is RegistrationStatus.WAITLISTED:
         event.waitlist_count += 1

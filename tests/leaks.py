@@ -12,7 +12,9 @@ fails) when a response body holds:
   API tokens), or a signed JWT (verification and reset tokens), to anyone, except the token a
   login answer or that 201 issues to its caller;
 - a lockout field (`failed_login_count`, `locked_until`), to a caller who is not staff;
-- the email of another user (when the scanner can look users up), to a caller who is not staff.
+- the email of another user (when the scanner can look users up), to a caller who is not staff;
+- the check-in code of another user's registration (when the scanner can look them up), to
+  anyone, staff included (PRIV-1: a code is shown to its registrant alone).
 
 What the request itself carried (its URL or body) is never counted: echoing the caller's own
 input (a 422, a page for the link the caller followed) discloses nothing. The caller is read from
@@ -59,6 +61,8 @@ ANONYMOUS = Caller()
 ResolveCaller = Callable[[str], Awaitable[Caller | None]]
 # The (id, email) of every user that exists now.
 ListEmails = Callable[[], Awaitable[Iterable[tuple[uuid.UUID, str]]]]
+# The (registrant id, code) of every registration holding a check-in code now.
+ListCodes = Callable[[], Awaitable[Iterable[tuple[uuid.UUID, str]]]]
 
 
 def _bearer(request: httpx.Request) -> str | None:
@@ -94,10 +98,14 @@ def _token_subjects(text: str) -> set[uuid.UUID]:
 
 class LeakScanner:
     def __init__(
-        self, resolve: ResolveCaller | None = None, emails: ListEmails | None = None
+        self,
+        resolve: ResolveCaller | None = None,
+        emails: ListEmails | None = None,
+        codes: ListCodes | None = None,
     ) -> None:
         self._resolve = resolve
         self._emails = emails
+        self._codes = codes
         self.tokens: set[str] = set()
         self._callers: dict[int, Caller] = {}
         self.scanned = 0
@@ -123,6 +131,7 @@ class LeakScanner:
         issued = self._issued_token(response)
         self.check(response, caller, issued)
         await self.check_emails(response, caller)
+        await self.check_codes(response, caller)
         if issued:
             self.tokens.add(issued)
 
@@ -165,6 +174,27 @@ class LeakScanner:
             raise AssertionError(
                 f"AC-2: {request.method} {request.url.path} as {caller.role or 'anonymous'}"
                 f" leaks {leaks}"
+            )
+
+    async def check_codes(self, response: httpx.Response, caller: Caller) -> None:
+        if self._codes is None or response.request.url.path in DOCUMENTS:
+            return
+        # Looked up for every body alike: a route's statement count (tests/test_query_counts.py)
+        # must not depend on what its answer happens to hold.
+        text = response.content.decode("utf-8", errors="replace")
+        if not text:
+            return
+        request = response.request
+        sent = _sent(request)
+        leaks = [
+            code
+            for holder, code in await self._codes()
+            if holder != caller.user_id and code in text and code not in sent
+        ]
+        if leaks:
+            raise AssertionError(
+                f"AC-2: {request.method} {request.url.path} as {caller.role or 'anonymous'}"
+                f" leaks other users' check-in codes {leaks}"
             )
 
     async def check_emails(self, response: httpx.Response, caller: Caller) -> None:

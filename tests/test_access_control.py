@@ -10,7 +10,8 @@ by hand from API.md; a test checks it covers every operation in the OpenAPI docu
 route without an expectation fails the suite.
 
 AC-2: every JSON body produced by those calls is scanned for password hashes, lockout and
-reset-mail counters, access tokens, and (for callers who are not staff) other users' emails.
+reset-mail counters, access tokens, other users' check-in codes (PRIV-1) and (for callers who
+are not staff) other users' emails.
 """
 
 import hashlib
@@ -22,10 +23,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from api import clock
-from api.events.models import EventStatus
+from api.events.models import EventStatus, Registration
 from api.notifications.models import Notification, NotificationKind
 from api.tokens.models import ApiToken, Scope
 from api.users.models import User, UserRole
@@ -286,7 +289,30 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
         MANAGER: 200,
         ADMIN: 200,
     },
+    # On a registration of the caller's own event (another manager's), by its check-in code.
+    ("POST", "/api/v1/events/{event_id}/check-in"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
     ("GET", "/api/v1/users/me/registrations"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 200,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    # On a CONFIRMED registration of the caller's own (API-integrations.md, Check-in codes).
+    ("GET", "/api/v1/users/me/registrations/{registration_id}"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 200,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("GET", "/api/v1/users/me/registrations/{registration_id}/ticket.png"): {
         ANONYMOUS: 401,
         UNVERIFIED: 200,
         USER: 200,
@@ -385,6 +411,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
 LOGIN = ("POST", "/api/v1/auth/login")
+CHECK_IN_BY_CODE = ("POST", "/api/v1/events/{event_id}/check-in")
 
 
 def fresh_email() -> str:
@@ -438,6 +465,8 @@ class Call:
 class Run:
     calls: list[Call] = field(default_factory=list)
     accounts: list[Account] = field(default_factory=list)
+    # path -> the check-in code its request sends (POST /events/{event_id}/check-in).
+    codes: dict[str, str] = field(default_factory=dict)
 
 
 async def new_account(session: AsyncSession, run: Run, role: UserRole) -> Account:
@@ -463,13 +492,31 @@ async def event_path(
         registrant = await session.get(User, actor.id)
         assert registrant is not None
         await register(session, event, registrant)
-    if "{registration_id}" in path:
+    if "{registration_id}" in path or operation == CHECK_IN_BY_CODE:
         attendee = await new_account(session, run, UserRole.AUTHENTICATED)
         registrant = await session.get(User, attendee.id)
         assert registrant is not None
         registration = await register(session, event, registrant)
         path = path.replace("{registration_id}", str(registration.id))
+        if operation == CHECK_IN_BY_CODE:
+            assert registration.checkin_code is not None
+            run.codes[path] = registration.checkin_code
     return path
+
+
+async def own_registration_path(
+    session: AsyncSession, run: Run, operation: tuple[str, str], actor: Account | None
+) -> str:
+    """The path of an operation on a CONFIRMED registration of the caller (of a new user for an
+    anonymous caller), for an event of another manager."""
+    owner = await session.get(User, (await new_account(session, run, UserRole.MANAGER)).id)
+    holder = actor or await new_account(session, run, UserRole.AUTHENTICATED)
+    registrant = await session.get(User, holder.id)
+    assert owner is not None
+    assert registrant is not None
+    event = await create_event(session, owner=owner)
+    registration = await register(session, event, registrant)
+    return operation[1].replace("{registration_id}", str(registration.id))
 
 
 async def target_path(
@@ -494,6 +541,8 @@ async def target_path(
         return path
     if "{event_id}" in template:
         return await event_path(session, run, operation, actor)
+    if "{registration_id}" in template:
+        return await own_registration_path(session, run, operation, actor)
     if "{notification_id}" in template:
         owner = actor.id if actor else (await new_account(session, run, UserRole.AUTHENTICATED)).id
         notification = Notification(
@@ -527,7 +576,11 @@ async def api_token_of(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID:
     return api_token.id
 
 
-def body_for(operation: tuple[str, str]) -> dict[str, Any] | None:
+def body_for(operation: tuple[str, str], code: str | None = None) -> dict[str, Any] | None:
+    """A valid body; `code` is the check-in code for POST /events/{event_id}/check-in (a code of
+    no registration when None: the target is unknown)."""
+    if operation == CHECK_IN_BY_CODE:
+        return {"code": code or "0000000000"}
     fresh = fresh_email()
     if operation in {
         ("POST", "/api/v1/auth/register"),
@@ -562,7 +615,7 @@ async def run_matrix(client: httpx.AsyncClient, session: AsyncSession) -> Run:
                     else await new_account(session, run, CALLER_ROLES[caller])
                 )
                 path = await target_path(session, run, operation, actor, unknown=unknown_target)
-                body = body_for(operation)
+                body = body_for(operation, run.codes.get(path))
                 response = await client.request(
                     operation[0],
                     path,
@@ -590,13 +643,27 @@ def expected_status(item: Call) -> int:
 
 
 CALENDAR = ("GET", "/api/v1/events/{event_id}/calendar.ics")
+OWN_REGISTRATION = ("GET", "/api/v1/users/me/registrations/{registration_id}")
+TICKET = ("GET", "/api/v1/users/me/registrations/{registration_id}/ticket.png")
 CREATE_API_TOKEN = ("POST", "/api/v1/users/me/api-tokens")
 
 
 def content_type(item: Call) -> str:
     if item.operation == CALENDAR and item.response.status_code == 200:
         return "text/calendar; charset=utf-8"
+    if item.operation == TICKET and item.response.status_code == 200:
+        return "image/png"
     return "application/json"
+
+
+async def checkin_codes(session: AsyncSession) -> list[tuple[uuid.UUID, str]]:
+    """(registrant, code) of every registration holding a check-in code."""
+    rows = await session.execute(
+        select(col(Registration.user_id), col(Registration.checkin_code)).where(
+            col(Registration.checkin_code).is_not(None)
+        )
+    )
+    return [(user_id, code) for user_id, code in rows]
 
 
 class TestAccessControlTable:
@@ -648,6 +715,15 @@ class TestAccessControlTable:
         api_tokens = [response.json()["token"] for response in created]
         assert len(api_tokens) == len(CALLERS) - 1
         hashes = [hashlib.sha256(token.encode()).hexdigest() for token in [*tokens, *api_tokens]]
+        codes = await checkin_codes(session)
+        # The codes scanned for include those shown to their registrants, one per caller.
+        shown_codes = {
+            item.response.json()["checkin_code"]
+            for item in run.calls
+            if item.operation == OWN_REGISTRATION and item.response.status_code == 200
+        }
+        assert len(shown_codes) == len(CALLERS) - 1
+        assert shown_codes <= {code for _, code in codes}
 
         leaks = []
         bodies = 0
@@ -659,6 +735,9 @@ class TestAccessControlTable:
             text = item.response.text
             shown = [t for t in api_tokens if item.response not in created or t not in text]
             secrets = [*LEAKING_KEYS, *tokens, *hashes, *shown]
+            # A check-in code is its registrant's alone, whoever else calls (PRIV-1).
+            caller_id = item.actor.id if item.actor else None
+            secrets += [code for holder, code in codes if holder != caller_id]
             if item.caller not in STAFF:
                 own = item.actor.email if item.actor else None
                 secrets += [a.email for a in run.accounts if a.email != own]

@@ -81,7 +81,13 @@ SCOPES: dict[tuple[str, str], Need] = {
         "POST",
         "/api/v1/events/{event_id}/registrations/{registration_id}/check-in",
     ): Scope.REGISTRATIONS_WRITE,
+    ("POST", "/api/v1/events/{event_id}/check-in"): Scope.REGISTRATIONS_WRITE,
     ("GET", "/api/v1/users/me/registrations"): Scope.REGISTRATIONS_READ,
+    ("GET", "/api/v1/users/me/registrations/{registration_id}"): Scope.REGISTRATIONS_READ,
+    (
+        "GET",
+        "/api/v1/users/me/registrations/{registration_id}/ticket.png",
+    ): Scope.REGISTRATIONS_READ,
     ("GET", "/api/v1/notifications"): Scope.NOTIFICATIONS_READ,
     ("POST", "/api/v1/notifications/{notification_id}/read"): Scope.NOTIFICATIONS_WRITE,
     ("POST", "/api/v1/notifications/read-all"): Scope.NOTIFICATIONS_WRITE,
@@ -149,7 +155,10 @@ async def run_token_matrix(client: Any, session: AsyncSession) -> list[tuple[str
                     )
                     path = await target_path(session, run, operation, actor, unknown=unknown_target)
                     response = await client.request(
-                        operation[0], path, headers=actor.headers, json=body_for(operation)
+                        operation[0],
+                        path,
+                        headers=actor.headers,
+                        json=body_for(operation, run.codes.get(path)),
                     )
                     calls.append((kind, Call(operation, caller, actor, unknown_target, response)))
     return calls

@@ -161,6 +161,15 @@ class TestSeed:
             # Every CONFIRMED row comes before every WAITLISTED one in seq order.
             assert confirmed == sorted(confirmed, reverse=True)
 
+    async def test_confirmed_ones_hold_check_in_codes(self, session):
+        await seeded(session)
+
+        rows = [r for line in (await registrations_by_event(session)).values() for r in line]
+        confirmed = [r for r in rows if r.status is RegistrationStatus.CONFIRMED]
+        assert confirmed != []
+        assert all(r.checkin_code is not None for r in confirmed)
+        assert [r for r in rows if r not in confirmed and r.checkin_code is not None] == []
+
     async def test_promotions_follow_cancellations(self, session):
         await seeded(session)
 

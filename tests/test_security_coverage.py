@@ -156,7 +156,10 @@ class TestLeakScanner:
         async def emails() -> list[tuple[uuid.UUID, str]]:
             return [(self.USER.user_id, "me@example.com"), (self.OTHER, "other@example.com")]  # type: ignore[list-item]
 
-        return LeakScanner(resolve, emails)
+        async def codes() -> list[tuple[uuid.UUID, str]]:
+            return [(self.USER.user_id, "MYC0DE1234"), (self.OTHER, "0THERC0DE9")]  # type: ignore[list-item]
+
+        return LeakScanner(resolve, emails, codes)
 
     async def run(self, scanner: LeakScanner, response: httpx.Response) -> None:
         await scanner.on_request(response.request)
@@ -173,6 +176,7 @@ class TestLeakScanner:
             '{"token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4eXp6eXp6In0.c2lnbmF0dXJlc2lnbmF0dXJl"}',
             '{"email": "other@example.com"}',
             '{"seen": "caller-token"}',
+            '{"checkin_code": "0THERC0DE9"}',
         ],
     )
     async def test_a_leak_to_a_user_fails(self, body: str) -> None:
@@ -223,6 +227,8 @@ class TestLeakScanner:
             ("/api/v1/auth/login", '{"access_token": "new-token", "token_type": "bearer"}', ""),
             # A word that contains an email as a part is not that email.
             ("/api/v1/events", '{"x": "another@example.com.au"}', ""),
+            # The caller's own check-in code.
+            ("/api/v1/users/me/registrations", '{"checkin_code": "MYC0DE1234"}', ""),
         ],
     )
     async def test_legitimate_answers_pass(self, path: str, body: str, sent: str) -> None:
@@ -237,10 +243,14 @@ class TestLeakScanner:
         async def resolve(_token: str) -> Caller | None:
             return staff
 
-        scanner = LeakScanner(resolve, self.scanner()._emails)
+        scanner = LeakScanner(resolve, self.scanner()._emails, self.scanner()._codes)
         body = '{"email": "other@example.com", "locked_until": null}'
         response, _ = answer("/api/v1/users", body, token="staff-token")
         await self.run(scanner, response)
+        # Not another user's check-in code either (PRIV-1).
+        response, _ = answer("/api/v1/users", '{"c": "0THERC0DE9"}', token="staff-token")
+        with pytest.raises(AssertionError, match="check-in codes"):
+            await self.run(scanner, response)
         # Not password hashes, though.
         response, _ = answer("/api/v1/users", '{"hashed_password": "x"}', token="staff-token")
         with pytest.raises(AssertionError, match="password hash"):

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from api import clock
+from api.events.checkin import LENGTH as CHECKIN_CODE_LENGTH
 from api.users.models import UserPublic
 
 TIMESTAMP = sa.DateTime(timezone=True)
@@ -305,6 +306,11 @@ class Registration(RegistrationBase, table=True):
         # The attendee list, and the waitlist in order.
         sa.Index("ix_registration_event_status_seq", "event_id", "status", "seq"),
         sa.Index("ix_registration_user_created_at", "user_id", "created_at"),
+        # Check-in codes are unique across events (NULLs allowed: only CONFIRMED ones have one).
+        sa.Index("uq_registration_checkin_code", "checkin_code", unique=True),
+        sa.CheckConstraint(
+            "checkin_code IS NULL OR status = 'CONFIRMED'", name="checkin_code_only_confirmed"
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -322,6 +328,8 @@ class Registration(RegistrationBase, table=True):
     promoted_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
     checked_in_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
     cancelled_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
+    # Set on becoming CONFIRMED, cleared on leaving it; shown to the registrant alone.
+    checkin_code: str | None = Field(default=None, max_length=CHECKIN_CODE_LENGTH)
 
 
 class RegistrationPublic(RegistrationBase):
@@ -336,13 +344,22 @@ class RegistrationPublic(RegistrationBase):
 
 
 class Attendee(RegistrationPublic):
-    """A row of an event's attendee list."""
+    """A row of an event's attendee list (and a check-in answer): never the check-in code."""
 
     user: UserPublic
 
 
-class OwnRegistration(RegistrationPublic):
-    """A row of GET /users/me/registrations."""
+class RegistrationOwnerView(RegistrationPublic):
+    """A registration as its registrant sees it (POST /events/{id}/registrations): with the
+    check-in code, which no one else is shown."""
+
+    checkin_code: str | None = Field(
+        description="What to show at the door (10 characters); null unless CONFIRMED"
+    )
+
+
+class OwnRegistration(RegistrationOwnerView):
+    """A row of GET /users/me/registrations, and GET /users/me/registrations/{id}."""
 
     event: EventPublic
 
@@ -352,3 +369,9 @@ class EventDeleted(SQLModel):
 
     id: uuid.UUID
     created_by: uuid.UUID | None
+
+
+class CheckInByCode(SQLModel):
+    """POST /events/{id}/check-in: a code as typed (case, spaces and hyphens do not matter)."""
+
+    code: str = Field(min_length=1, max_length=64)

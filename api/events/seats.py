@@ -26,11 +26,13 @@ from api.outbox.models import DomainEventType
 _COLUMNS = [c.name for c in Registration.__table__.c]  # type: ignore[attr-defined]
 
 # FOR NO KEY UPDATE: the lock the counters' UPDATE takes anyway, taken first so that the seat is
-# decided on the newest counters and the arrival order (seq) is the lock's order. No inserted
-# row (closed, or the partial unique index refusing a second live registration of the user, as
-# a parallel request of the same user got there first): no UPDATE, the counters stay as they
-# were. The index's predicate is spelled literally, as in the index: a bound parameter could not
-# prove it in the generic plan of a prepared statement.
+# decided on the newest counters and the arrival order (seq) is the lock's order. A seat comes
+# with the check-in code chosen beforehand (:checkin_code). No inserted row (closed, or a unique
+# index refusing the row: the user's second live registration, as a parallel request of the
+# same user got there first, or, about never, a check-in code already taken): no UPDATE, the
+# counters stay as they were, and the caller tells the two apart. ON CONFLICT names no target so
+# that every unique index, the code's too, turns a duplicate into no row rather than an error
+# that would abort the transaction.
 _SQL = f"""
 WITH locked AS (
     SELECT id, status, starts_at, registration_deadline, registered_count, waitlist_count,
@@ -39,14 +41,16 @@ WITH locked AS (
     WHERE id = :event_id
     FOR NO KEY UPDATE
 ), inserted AS (
-    INSERT INTO registration AS r (id, event_id, user_id, status, created_at, updated_at)
+    INSERT INTO registration AS r (
+        id, event_id, user_id, status, created_at, updated_at, checkin_code
+    )
     SELECT :registration_id, locked.id, :user_id,
         CASE WHEN seat_free THEN 'CONFIRMED' ELSE 'WAITLISTED' END::registration_status,
-        :now, :now
+        :now, :now, CASE WHEN seat_free THEN :checkin_code END
     FROM locked
     WHERE status = 'PUBLISHED' AND starts_at > :now
         AND (registration_deadline IS NULL OR registration_deadline >= :now)
-    ON CONFLICT (event_id, user_id) WHERE status <> 'CANCELLED' DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING {", ".join(f"r.{name}" for name in _COLUMNS)}
 ), counted AS (
     UPDATE event SET
@@ -86,6 +90,7 @@ _STATEMENT = (
         bindparam("user_id", type_=sa.Uuid()),
         bindparam("registration_id", type_=sa.Uuid()),
         bindparam("now", type_=TIMESTAMP),
+        bindparam("checkin_code", type_=sa.String()),
         bindparam("confirmed", type_=JSONB),
         bindparam("waitlisted", type_=JSONB),
     )
@@ -110,7 +115,8 @@ _EVENT = [
 ]
 # One row back: the new Registration (None when the event is closed, or when the user already
 # has a live one), then the event's status, start, deadline and counters, as locked and counted.
-# No row at all: the event is gone. Parameters: event_id, user_id, registration_id, now, and
-# the data of the `registration.confirmed` and `registration.waitlisted` domain events
-# (the attendee-list row as JSON; the waitlisted one's waitlist_position is set here).
+# No row at all: the event is gone. Parameters: event_id, user_id, registration_id, now,
+# checkin_code (kept when the seat is a confirmed one), and the data of the
+# `registration.confirmed` and `registration.waitlisted` domain events (the attendee-list row as
+# JSON; the waitlisted one's waitlist_position is set here).
 SEAT = select(Registration, *_EVENT).from_statement(_STATEMENT)

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from sqlalchemy import Select, bindparam, func, or_, select, true, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
@@ -24,6 +25,7 @@ from api.audit.models import AuditAction
 from api.config import settings
 from api.db import contains_pattern, shown_columns
 from api.errors import Conflict, Forbidden, NotFound, PreconditionFailed, invalid_body
+from api.events import checkin
 from api.events.models import (
     ACTIVE_REGISTRATION,
     Attendee,
@@ -99,6 +101,14 @@ class AlreadyCheckedIn(Conflict):
 
 class NotConfirmed(Conflict):
     code = "NOT_CONFIRMED"
+
+
+class CheckinCodeNotFound(NotFound):
+    code = "CHECKIN_CODE_NOT_FOUND"
+
+
+# The unique index on registration.checkin_code.
+CHECKIN_CODE_INDEX = "uq_registration_checkin_code"
 
 
 # --- who may see and do what ------------------------------------------------------------------
@@ -504,7 +514,12 @@ async def cancel_event(
             col(Registration.event_id) == event.id,
             col(Registration.status).in_(ACTIVE_REGISTRATION),
         )
-        .values(status=RegistrationStatus.CANCELLED, cancelled_at=now, updated_at=now)
+        .values(
+            status=RegistrationStatus.CANCELLED,
+            cancelled_at=now,
+            updated_at=now,
+            checkin_code=None,
+        )
         .returning(Registration)
     )
     users = {user.id: user for user in registrants}
@@ -606,6 +621,73 @@ def _ensure_open(event: Event, now: datetime | None = None) -> None:
         raise EventNotOpen(reason=reason)
 
 
+def _seat_announcements(
+    registration_id: uuid.UUID, event: Event, user: User, now: datetime
+) -> dict[str, dict[str, Any]]:
+    """The domain event's data either way: the seat statement writes the one that happens, with
+    the place in line it gave (announced with the change, in the one round trip under the lock).
+    """
+    return {
+        name: Attendee(
+            id=registration_id,
+            event_id=event.id,
+            user_id=user.id,
+            status=status,
+            waitlist_position=position,
+            created_at=now,
+            promoted_at=None,
+            checked_in_at=None,
+            cancelled_at=None,
+            user=UserPublic.model_validate(user),
+        ).model_dump(mode="json")
+        for name, status, position in (
+            ("confirmed", RegistrationStatus.CONFIRMED, None),
+            ("waitlisted", RegistrationStatus.WAITLISTED, 0),  # the statement writes the place
+        )
+    }
+
+
+async def _take_seat(
+    session: AsyncSession, event: Event, user: User, now: datetime
+) -> tuple[Registration | None, int]:
+    """Run the seat statement: the new registration (None when none was made) and the event's
+    waitlist count, the event's fields updated to what the statement saw under the lock.
+
+    Nothing inserted although the event is open and the user holds no live registration means
+    the check-in code was taken (a chance of 2^-50 per confirmed registration in the table):
+    the statement runs again with another code. The other outcomes are final.
+    """
+    while True:
+        registration_id = uuid.uuid4()
+        seat = {
+            "event_id": event.id,
+            "user_id": user.id,
+            "registration_id": registration_id,
+            "now": now,
+            "checkin_code": checkin.generate(),
+            **_seat_announcements(registration_id, event, user, now),
+        }
+        row = (await session.execute(SEAT, seat)).one_or_none()
+        if row is None:
+            raise EventNotFound()  # deleted while we waited
+        registration, status, starts_at, deadline, registered_count, waitlist_count = row
+        # The event as locked, without marking it changed: the statement wrote the counters.
+        for name, value in (
+            ("status", status),
+            ("starts_at", starts_at),
+            ("registration_deadline", deadline),
+            ("registered_count", registered_count),
+            ("waitlist_count", waitlist_count),
+        ):
+            set_committed_value(event, name, value)
+        if (
+            registration is not None
+            or _not_open_reason(event, now) is not None
+            or await _live_registration(session, event.id, user.id) is not None
+        ):
+            return registration, waitlist_count
+
+
 async def register_for_event(
     session: AsyncSession, *, user: User, event_id: uuid.UUID
 ) -> tuple[Registration, int | None]:
@@ -623,48 +705,7 @@ async def register_for_event(
     channels = await channels_for(session, [user.id], kind)
     summary = event_summary(event)
     now = clock.now()
-    registration_id = uuid.uuid4()
-    # The domain event's data either way: the statement writes the one that happens, with the
-    # place in line it gave (announced with the change, in the one round trip under the lock).
-    confirmed, waitlisted = (
-        Attendee(
-            id=registration_id,
-            event_id=event.id,
-            user_id=user.id,
-            status=status,
-            waitlist_position=position,
-            created_at=now,
-            promoted_at=None,
-            checked_in_at=None,
-            cancelled_at=None,
-            user=UserPublic.model_validate(user),
-        ).model_dump(mode="json")
-        for status, position in (
-            (RegistrationStatus.CONFIRMED, None),
-            (RegistrationStatus.WAITLISTED, 0),  # the statement writes the real place
-        )
-    )
-    seat = {
-        "event_id": event.id,
-        "user_id": user.id,
-        "registration_id": registration_id,
-        "now": now,
-        "confirmed": confirmed,
-        "waitlisted": waitlisted,
-    }
-    row = (await session.execute(SEAT, seat)).one_or_none()
-    if row is None:
-        raise EventNotFound()  # deleted while we waited
-    registration, status, starts_at, deadline, registered_count, waitlist_count = row
-    # The event as locked, without marking it changed: the statement wrote the counters.
-    for name, value in (
-        ("status", status),
-        ("starts_at", starts_at),
-        ("registration_deadline", deadline),
-        ("registered_count", registered_count),
-        ("waitlist_count", waitlist_count),
-    ):
-        set_committed_value(event, name, value)
+    registration, waitlist_count = await _take_seat(session, event, user, now)
     if registration is None:
         _ensure_open(event, now)  # cancelled, or closed, while we waited for the lock
         raise AlreadyRegistered()
@@ -697,11 +738,7 @@ async def _promote(session: AsyncSession, event: Event) -> None:
     ).all()
     if not rows:
         return
-    now = clock.now()
-    for registration, _ in rows:
-        registration.status = RegistrationStatus.CONFIRMED
-        registration.promoted_at = now
-        session.add(registration)
+    await _confirm(session, [registration for registration, _ in rows], clock.now())
     event.registered_count += len(rows)
     event.waitlist_count -= len(rows)
     session.add(event)
@@ -715,6 +752,33 @@ async def _promote(session: AsyncSession, event: Event) -> None:
     )
 
 
+async def _confirm(
+    session: AsyncSession, registrations: Sequence[Registration], now: datetime
+) -> None:
+    """Promote waitlisted registrations, each with a new check-in code.
+
+    Written in a savepoint: were a code already taken (a chance of 2^-50 per confirmed
+    registration), the unique index refuses the write, and it is made again with new codes.
+    """
+    while True:
+        try:
+            async with session.begin_nested():
+                for registration in registrations:
+                    registration.status = RegistrationStatus.CONFIRMED
+                    registration.promoted_at = now
+                    registration.checkin_code = checkin.generate()
+                    session.add(registration)
+        except IntegrityError as error:
+            if _constraint_name(error) != CHECKIN_CODE_INDEX:
+                raise
+            continue
+        return
+
+
+def _constraint_name(error: IntegrityError) -> str | None:
+    return getattr(getattr(error.orig, "__cause__", None), "constraint_name", None)
+
+
 async def _release(
     session: AsyncSession, event: Event, registration: Registration, user: User
 ) -> None:
@@ -725,6 +789,7 @@ async def _release(
         event.waitlist_count -= 1
     registration.status = RegistrationStatus.CANCELLED
     registration.cancelled_at = clock.now()
+    registration.checkin_code = None
     session.add_all([event, registration])
     await session.flush()
     await announce(session, DomainEventType.REGISTRATION_CANCELLED, attendee(registration, user))
@@ -787,6 +852,36 @@ async def check_in(
     return registration
 
 
+async def find_by_checkin_code(session: AsyncSession, *, event: Event, code: str) -> uuid.UUID:
+    """The id of the event's registration holding `code` as typed, else 404."""
+    normalised = checkin.normalise(code)
+    registration_id: uuid.UUID | None = (
+        None
+        if normalised is None
+        else await session.scalar(
+            select(col(Registration.id)).where(
+                col(Registration.checkin_code) == normalised,
+                col(Registration.event_id) == event.id,
+            )
+        )
+    )
+    if registration_id is None:
+        raise CheckinCodeNotFound()
+    return registration_id
+
+
+async def check_in_by_code(
+    session: AsyncSession, *, event: Event, code: str
+) -> tuple[Registration, User]:
+    """Check in the holder of a check-in code, as check_in() does; with the registrant, for the
+    attendee-list row."""
+    registration_id = await find_by_checkin_code(session, event=event, code=code)
+    registration = await check_in(session, event=event, registration_id=registration_id)
+    registrant = await session.get(User, registration.user_id)
+    assert registrant is not None  # the registration goes with its user (ON DELETE CASCADE)
+    return registration, registrant
+
+
 def _positions(*conditions: Any) -> Any:
     """Each waitlisted registration's place in its event's line."""
     return (
@@ -844,6 +939,33 @@ def user_registrations_query(user_id: uuid.UUID) -> Select[Any]:
         .where(col(Registration.user_id) == user_id)
         .order_by(col(Registration.created_at).desc(), col(Registration.seq).desc())
     )
+
+
+async def get_user_registration(
+    session: AsyncSession, *, user: User, registration_id: uuid.UUID
+) -> tuple[Registration, Event, int | None]:
+    """One of the user's registrations with its event and place in line; another's is 404."""
+    statement = user_registrations_query(user.id).where(col(Registration.id) == registration_id)
+    row = (await session.execute(statement)).first()
+    if row is None:
+        raise RegistrationNotFound()
+    registration, event, position = row
+    return registration, event, position
+
+
+async def get_ticket_code(session: AsyncSession, *, user: User, registration_id: uuid.UUID) -> str:
+    """The check-in code of one of the user's registrations: 404 for another's, 409 unless
+    CONFIRMED."""
+    registration = await session.scalar(
+        select(Registration).where(
+            col(Registration.id) == registration_id, col(Registration.user_id) == user.id
+        )
+    )
+    if registration is None:
+        raise RegistrationNotFound()
+    if registration.status is not RegistrationStatus.CONFIRMED or not registration.checkin_code:
+        raise NotConfirmed(reason=f"The registration is {registration.status}")
+    return registration.checkin_code
 
 
 async def list_user_registrations(

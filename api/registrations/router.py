@@ -1,5 +1,6 @@
-"""Registrations: taking and giving up a seat, the attendee list, check-in, and
-GET /users/me/registrations. The rules are in api/events/service.py."""
+"""Registrations: taking and giving up a seat, the attendee list, check-in (by registration or
+by check-in code), the caller's own registrations and their tickets. The rules are in
+api/events/service.py."""
 
 import csv
 import io
@@ -7,15 +8,19 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 
 from api.db import SessionDep
 from api.errors import Forbidden, Unauthorized, error_responses
+from api.events import checkin
 from api.events import service as event_service
 from api.events.dependencies import OWNER_ERRORS, StaffedEventDep
 from api.events.models import (
     Attendee,
+    CheckInByCode,
     EventPublic,
     OwnRegistration,
+    RegistrationOwnerView,
     RegistrationPublic,
     RegistrationStatus,
 )
@@ -47,9 +52,16 @@ def _registration(registration: Any, position: int | None) -> RegistrationPublic
     return RegistrationPublic.model_validate(registration, update={"waitlist_position": position})
 
 
+def _own_registration(registration: Any, event: Any, position: int | None) -> OwnRegistration:
+    return OwnRegistration.model_validate(
+        registration,
+        update={"waitlist_position": position, "event": EventPublic.model_validate(event)},
+    )
+
+
 @router.post(
     "/{event_id}/registrations",
-    response_model=RegistrationPublic,
+    response_model=RegistrationOwnerView,
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(
         Unauthorized,
@@ -62,12 +74,15 @@ def _registration(registration: Any, position: int | None) -> RegistrationPublic
 )
 async def register_for_event(
     event_id: uuid.UUID, user: VerifiedUser, session: SessionDep
-) -> RegistrationPublic:
-    """Take a seat, or a place on the waitlist when the event is full (verified users)."""
+) -> RegistrationOwnerView:
+    """Take a seat, or a place on the waitlist when the event is full (verified users); a seat
+    comes with its check-in code."""
     registration, position = await event_service.register_for_event(
         session, user=user, event_id=event_id
     )
-    return _registration(registration, position)
+    return RegistrationOwnerView.model_validate(
+        registration, update={"waitlist_position": position}
+    )
 
 
 @router.delete(
@@ -174,6 +189,28 @@ async def check_in_registration(
     return _registration(registration, None)
 
 
+@router.post(
+    "/{event_id}/check-in",
+    response_model=Attendee,
+    responses=error_responses(
+        *OWNER_ERRORS,
+        event_service.CheckinCodeNotFound,
+        event_service.AlreadyCheckedIn,
+        event_service.NotConfirmed,
+    ),
+    openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
+)
+async def check_in_by_code(
+    check_in_in: CheckInByCode, event: StaffedEventDep, session: SessionDep
+) -> Attendee:
+    """Mark the holder of a check-in code as arrived (creator, managers, admins); the code may be
+    typed in any case, with spaces or hyphens, O for 0 and I or L for 1."""
+    registration, registrant = await event_service.check_in_by_code(
+        session, event=event, code=check_in_in.code
+    )
+    return _attendee(registration, registrant, None)
+
+
 @me_router.get(
     "/registrations",
     response_model=Page[OwnRegistration],
@@ -185,11 +222,46 @@ async def list_my_registrations(
 ) -> Page[OwnRegistration]:
     """The caller's registrations, newest first, each with its event and place in line."""
     rows, total = await event_service.list_user_registrations(session, user=user, params=params)
-    items = [
-        OwnRegistration.model_validate(
-            registration,
-            update={"waitlist_position": position, "event": EventPublic.model_validate(event)},
-        )
-        for registration, event, position in rows
-    ]
+    items = [_own_registration(*row) for row in rows]
     return Page[OwnRegistration].build(items, total=total, params=params, request=request)
+
+
+@me_router.get(
+    "/registrations/{registration_id}",
+    response_model=OwnRegistration,
+    responses=error_responses(Unauthorized, event_service.RegistrationNotFound),
+    openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
+)
+async def get_my_registration(
+    registration_id: uuid.UUID, user: CurrentUser, session: SessionDep
+) -> OwnRegistration:
+    """One of the caller's registrations, with its event, place in line and check-in code."""
+    row = await event_service.get_user_registration(
+        session, user=user, registration_id=registration_id
+    )
+    return _own_registration(*row)
+
+
+@me_router.get(
+    "/registrations/{registration_id}/ticket.png",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+        **error_responses(
+            Unauthorized, event_service.RegistrationNotFound, event_service.NotConfirmed
+        ),
+    },
+    openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
+)
+async def get_my_ticket(
+    registration_id: uuid.UUID, user: CurrentUser, session: SessionDep
+) -> Response:
+    """The ticket of a confirmed registration: a QR code holding its check-in code."""
+    code = await event_service.get_ticket_code(session, user=user, registration_id=registration_id)
+    # A few milliseconds of CPU: drawn off the event loop, which other requests share.
+    png = await run_in_threadpool(checkin.ticket_png, code)
+    return Response(
+        png,
+        media_type="image/png",
+        headers={"Cache-Control": "private, no-store"},
+    )

@@ -124,10 +124,15 @@ def parsed_attendee(body: dict[str, Any]) -> dict[str, Any]:
     return parsed_registration(body)
 
 
+def registrant_view(registration: Registration, position: int | None) -> dict[str, Any]:
+    """A registration as its registrant sees it: with the check-in code."""
+    return {**registration_view(registration, position), "checkin_code": registration.checkin_code}
+
+
 def own_registration_view(
     registration: Registration, event: Event, position: int | None
 ) -> dict[str, Any]:
-    return {**registration_view(registration, position), "event": event_view(event)}
+    return {**registrant_view(registration, position), "event": event_view(event)}
 
 
 def parsed_own_registration(body: dict[str, Any]) -> dict[str, Any]:
@@ -182,6 +187,7 @@ async def cancelled(session: AsyncSession, event: Event, registration: Registrat
         event.waitlist_count -= 1
     registration.status = CANCELLED
     registration.cancelled_at = api.clock.now()
+    registration.checkin_code = None
     session.add_all([event, registration])
     await session.flush()
 
@@ -207,8 +213,9 @@ class TestRegisterForEvent:
             "promoted_at",
             "checked_in_at",
             "cancelled_at",
+            "checkin_code",
         }
-        assert parsed_registration(body) == registration_view(row, None)
+        assert parsed_registration(body) == registrant_view(row, None)
         assert body["status"] == "CONFIRMED"
         assert body["waitlist_position"] is None
         assert await counters(session, event) == (1, 0)
@@ -229,8 +236,8 @@ class TestRegisterForEvent:
             (first.id, WAITLISTED),
             (second.id, WAITLISTED),
         ]
-        assert parsed_registration(first_response.json()) == registration_view(rows[1], 1)
-        assert parsed_registration(second_response.json()) == registration_view(rows[2], 2)
+        assert parsed_registration(first_response.json()) == registrant_view(rows[1], 1)
+        assert parsed_registration(second_response.json()) == registrant_view(rows[2], 2)
         assert await counters(session, event) == (1, 2)
 
     async def test_last_seat_confirmed_then_waitlisted(self, client, session, manager, auth_as):
@@ -481,7 +488,7 @@ class TestRegisterForEvent:
             (other.id, WAITLISTED),
             (leaver.id, WAITLISTED),
         ]
-        assert parsed_registration(response.json()) == registration_view(rows[3], 2)
+        assert parsed_registration(response.json()) == registrant_view(rows[3], 2)
         assert await counters(session, event) == (1, 2)
 
 

@@ -110,6 +110,7 @@ async def records(session: AsyncSession) -> Records:
     past = await create_event(session, owner=host)
     cancelled = await register(session, past, me)
     cancelled.status, cancelled.cancelled_at = RegistrationStatus.CANCELLED, clock.now()
+    cancelled.checkin_code = None
     past.registered_count = 0
     session.add_all([cancelled, past])
     created = await create_event(session, owner=me, title="My own event")
