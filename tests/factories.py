@@ -202,6 +202,7 @@ async def register(
         status = RegistrationStatus.WAITLISTED if full else RegistrationStatus.CONFIRMED
     registration = Registration(event_id=event.id, user_id=user.id, status=status)
     if status is RegistrationStatus.CONFIRMED:
+        registration.confirmed_at = clock.now()
         event.registered_count += 1
     elif status is RegistrationStatus.WAITLISTED:
         event.waitlist_count += 1

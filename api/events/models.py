@@ -55,6 +55,8 @@ class RegistrationStatus(StrEnum):
 
 
 ACTIVE_REGISTRATION = (RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED)
+# An event's revision (a calendar's SEQUENCE) rises when one of these, or its status, changes.
+REVISED_FIELDS = frozenset({"starts_at", "ends_at", "location", "online_url"})
 
 
 @cache
@@ -221,6 +223,8 @@ class Event(EventBase, table=True):
     cancelled_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
     # Set in the transaction that queues the reminders: at most one round per start time.
     reminder_sent_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
+    # Raised with every change of REVISED_FIELDS or of the status: a calendar's SEQUENCE.
+    revision: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
     @property
     def spots_left(self) -> int | None:
@@ -322,6 +326,9 @@ class Registration(RegistrationBase, table=True):
     promoted_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
     checked_in_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
     cancelled_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
+    # When it got a seat (created CONFIRMED or promoted); kept once cancelled, so that a
+    # cancelled registration tells whether it had been CONFIRMED.
+    confirmed_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
 
 
 class RegistrationPublic(RegistrationBase):

@@ -26,6 +26,7 @@ from api.db import contains_pattern, shown_columns
 from api.errors import Conflict, Forbidden, NotFound, PreconditionFailed, invalid_body
 from api.events.models import (
     ACTIVE_REGISTRATION,
+    REVISED_FIELDS,
     Event,
     EventBase,
     EventCreate,
@@ -304,6 +305,7 @@ def _transition(event: Event, target: EventStatus) -> EventStatus:
     if target not in TRANSITIONS[event.status]:
         raise InvalidEventTransition(reason=f"An event cannot go from {event.status} to {target}")
     before, event.status = event.status, target
+    event.revision += 1
     return before
 
 
@@ -351,6 +353,8 @@ async def update_event(
             )
     for field in changed:
         setattr(event, field, getattr(merged, field))
+    if changed & REVISED_FIELDS:
+        event.revision += 1
     if "starts_at" in changed:
         event.reminder_sent_at = None  # a new start time deserves its own reminder
     session.add(event)
@@ -620,7 +624,7 @@ async def _promote(session: AsyncSession, event: Event) -> None:
     now = clock.now()
     for registration, _ in rows:
         registration.status = RegistrationStatus.CONFIRMED
-        registration.promoted_at = now
+        registration.promoted_at = registration.confirmed_at = now
         session.add(registration)
     event.registered_count += len(rows)
     event.waitlist_count -= len(rows)
