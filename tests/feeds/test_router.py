@@ -72,6 +72,7 @@ class TestGetCalendarFeed:
         assert response.json() == UNAUTHORIZED
         assert response.headers["WWW-Authenticate"] == "Bearer"
 
+    @pytest.mark.security("PRIV-1")
     async def test_only_a_hash_of_the_token_is_stored(self, client, session, user, auth_as):
         token = token_of((await client.get(FEED, headers=await auth_as(user))).json()["url"])
 
