@@ -145,6 +145,9 @@ class TestWhatIsShown:
         await call(client, "DELETE", f"{API}/{event.id}/registrations/me", first_headers)
 
         assert await shown(client, path) == {uid(event): ("CONFIRMED", 0)}
+        # A seat got by promotion was a seat: leaving it shows the event CANCELLED.
+        await call(client, "DELETE", f"{API}/{event.id}/registrations/me", registrant)
+        assert await shown(client, path) == {uid(event): ("CANCELLED", 1)}
 
     async def test_a_cancelled_place_in_line_is_never_shown(
         self, client, session, manager, user, auth_as
