@@ -64,6 +64,8 @@ class Settings(BaseSettings):
 
     # How long an Idempotency-Key and its stored answer are kept, in hours.
     IDEMPOTENCY_KEY_TTL_HOURS: int = Field(default=24, ge=1)
+    # How long a calendar feed keeps showing an event whose registration was cancelled, in days.
+    CALENDAR_FEED_CANCELLED_DAYS: int = Field(default=30, ge=0)
 
     RUN_WORKER_IN_PROCESS: bool = True
     FIRST_ADMIN_EMAIL: str | None = None

@@ -328,6 +328,7 @@ def _line(
             "promoted_at": None,
             "checked_in_at": None,
             "cancelled_at": None,
+            "confirmed_at": at if seat else None,
         }
         rows.append(row)
         if seat:
@@ -343,7 +344,9 @@ def _line(
             waitlist.remove(row)
         elif waitlist:
             head = waitlist.popleft()
-            head.update(status=RegistrationStatus.CONFIRMED, promoted_at=at, updated_at=at)
+            head.update(
+                status=RegistrationStatus.CONFIRMED, promoted_at=at, confirmed_at=at, updated_at=at
+            )
     return rows
 
 

@@ -61,3 +61,16 @@ def tagged_json(model: BaseModel, status_code: int = status.HTTP_200_OK) -> Resp
     return Response(
         body, status_code=status_code, media_type="application/json", headers=_headers(tag)
     )
+
+
+def body_with_etag(
+    request: Request, body: bytes, *, media_type: str, cache_control: str
+) -> Response:
+    """200 with a body that is not JSON (a calendar) and its strong ETag, or 304 when
+    If-None-Match holds that tag already. No `Vary: Authorization`: for a body that does not
+    depend on the caller."""
+    tag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+    headers = {"ETag": tag, "Cache-Control": cache_control}
+    if _matches(request.headers.get("if-none-match", ""), tag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)

@@ -25,6 +25,7 @@ from api.errors import (
 )
 from api.events import router as events_router
 from api.exports import router as exports_router
+from api.feeds import router as feeds_router
 from api.idempotency.middleware import IdempotencyMiddleware, document_idempotency
 from api.logging import configure_logging
 from api.notifications import router as notifications_router
@@ -136,6 +137,8 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     app.include_router(users_router.router, prefix=API_PREFIX)
     app.include_router(registrations_router.me_router, prefix=API_PREFIX)
     app.include_router(exports_router.router, prefix=API_PREFIX)
+    app.include_router(feeds_router.me_router, prefix=API_PREFIX)
+    app.include_router(feeds_router.router, prefix=API_PREFIX)
     app.include_router(users_router.profiles_router, prefix=API_PREFIX)
     app.include_router(events_router.router, prefix=API_PREFIX)
     app.include_router(registrations_router.router, prefix=API_PREFIX)

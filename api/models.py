@@ -2,6 +2,7 @@
 
 from api.audit.models import AuditLog
 from api.events.models import Event, Registration
+from api.feeds.models import CalendarFeed
 from api.idempotency.models import IdempotencyKey
 from api.notifications.models import Notification, NotificationPreference
 from api.outbox.models import OutboxEvent
@@ -12,6 +13,7 @@ __all__ = [
     "AccessToken",
     "ApiToken",
     "AuditLog",
+    "CalendarFeed",
     "Event",
     "IdempotencyKey",
     "Notification",

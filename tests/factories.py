@@ -204,6 +204,7 @@ async def register(
     registration = Registration(event_id=event.id, user_id=user.id, status=status)
     if status is RegistrationStatus.CONFIRMED:
         registration.checkin_code = checkin.generate()
+        registration.confirmed_at = clock.now()
         event.registered_count += 1
     elif status is RegistrationStatus.WAITLISTED:
         event.waitlist_count += 1

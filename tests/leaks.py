@@ -11,6 +11,9 @@ fails) when a response body holds:
   answer or by the 201 that creates an API token) or its SHA-256 (what is stored of login and
   API tokens), or a signed JWT (verification and reset tokens), to anyone, except the token a
   login answer or that 201 issues to its caller;
+- a calendar feed token seen in this test (learnt from the answers of GET
+  /users/me/calendar-feed and its rotate, which show the owner's feed URL), anywhere but in
+  such an answer to its owner (PRIV-1);
 - a lockout field (`failed_login_count`, `locked_until`), to a caller who is not staff;
 - the email of another user (when the scanner can look users up), to a caller who is not staff;
 - the check-in code of another user's registration (when the scanner can look them up), to
@@ -36,6 +39,11 @@ import httpx
 STAFF_ROLES = frozenset({"MANAGER", "ADMIN"})
 LOGIN_PATH = "/api/v1/auth/login"
 API_TOKENS_PATH = "/api/v1/users/me/api-tokens"
+# The two answers that show the caller's calendar feed URL, and the feed token in it.
+FEED_URL_PATHS = frozenset(
+    {"/api/v1/users/me/calendar-feed", "/api/v1/users/me/calendar-feed/rotate"}
+)
+FEED_TOKEN = re.compile(r"/api/v1/calendar/([A-Za-z0-9_-]{32})\.ics")
 # Static documents about the API (their examples show what a token looks like).
 DOCUMENTS = frozenset({"/openapi.json", "/docs", "/redoc"})
 
@@ -107,6 +115,7 @@ class LeakScanner:
         self._emails = emails
         self._codes = codes
         self.tokens: set[str] = set()
+        self.feed_tokens: set[str] = set()
         self._callers: dict[int, Caller] = {}
         self.scanned = 0
 
@@ -129,11 +138,14 @@ class LeakScanner:
         caller = self._callers.pop(id(request), ANONYMOUS)
         await response.aread()
         issued = self._issued_token(response)
-        self.check(response, caller, issued)
+        feed = self._shown_feed_token(response)
+        self.check(response, caller, issued, feed)
         await self.check_emails(response, caller)
         await self.check_codes(response, caller)
         if issued:
             self.tokens.add(issued)
+        if feed:
+            self.feed_tokens.add(feed)
 
     @staticmethod
     def _issued_token(response: httpx.Response) -> str | None:
@@ -150,7 +162,25 @@ class LeakScanner:
             return None
         return token if isinstance(token, str) else None
 
-    def check(self, response: httpx.Response, caller: Caller, issued: str | None) -> None:
+    @staticmethod
+    def _shown_feed_token(response: httpx.Response) -> str | None:
+        """The feed token in an answer that shows the caller's own feed URL."""
+        if response.request.url.path not in FEED_URL_PATHS or response.status_code != 200:
+            return None
+        try:
+            url = response.json().get("url")
+        except ValueError:
+            return None
+        match = FEED_TOKEN.search(url) if isinstance(url, str) else None
+        return match.group(1) if match else None
+
+    def check(
+        self,
+        response: httpx.Response,
+        caller: Caller,
+        issued: str | None,
+        feed: str | None = None,
+    ) -> None:
         """Raise AssertionError naming every leak in the response body."""
         text = response.content.decode("utf-8", errors="replace")
         if not text or response.request.url.path in DOCUMENTS:
@@ -165,6 +195,7 @@ class LeakScanner:
 
         found("password hash", (m.group(0) for m in PASSWORD_HASH.finditer(text)))
         found("token", (t for t in self.tokens if t in text and t != issued))
+        found("feed token", (t for t in self.feed_tokens if t in text and t != feed))
         hashes = (hashlib.sha256(t.encode()).hexdigest() for t in self.tokens)
         found("token hash", (h for h in hashes if h in text))
         found("signed token", (m.group(0) for m in JWT.finditer(text)))

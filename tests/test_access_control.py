@@ -15,9 +15,11 @@ are not staff) other users' emails.
 """
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from secrets import token_urlsafe
 from typing import Any
 
 import httpx
@@ -28,7 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api import clock
+from api.config import settings
 from api.events.models import EventStatus, Registration
+from api.feeds import service as feed_service
 from api.notifications.models import Notification, NotificationKind
 from api.tokens.models import ApiToken, Scope
 from api.users.models import User, UserRole
@@ -187,6 +191,23 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
         MANAGER: 204,
         ADMIN: 204,
     },
+    # The personal calendar feed (API-integrations.md): the caller's own URL; the feed itself is
+    # opened by the token in its URL, whoever calls (an unknown token: 404).
+    ("GET", "/api/v1/users/me/calendar-feed"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 200,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("POST", "/api/v1/users/me/calendar-feed/rotate"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 200,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("GET", "/api/v1/calendar/{feed_token}.ics"): everyone(200),
     # Events and registrations (API.md, Events and Registrations).
     ("POST", "/api/v1/events"): {
         ANONYMOUS: 401,
@@ -538,7 +559,7 @@ async def target_path(
             "{token_id}",
         ):
             path = path.replace(name, str(uuid.uuid4()))
-        return path
+        return path.replace("{feed_token}", token_urlsafe(24))
     if "{event_id}" in template:
         return await event_path(session, run, operation, actor)
     if "{registration_id}" in template:
@@ -551,6 +572,11 @@ async def target_path(
         session.add(notification)
         await session.flush()
         return template.replace("{notification_id}", str(notification.id))
+    if "{feed_token}" in template:
+        # The feed of another user, opened by its URL.
+        holder = await new_account(session, run, UserRole.AUTHENTICATED)
+        feed = await feed_service.get_feed(session, user_id=holder.id)
+        return feed.url.removeprefix(settings.PUBLIC_BASE_URL)
     if "{token_id}" in template:
         holder = actor or await new_account(session, run, UserRole.AUTHENTICATED)
         token_id = await api_token_of(session, holder.id)
@@ -645,11 +671,26 @@ def expected_status(item: Call) -> int:
 CALENDAR = ("GET", "/api/v1/events/{event_id}/calendar.ics")
 OWN_REGISTRATION = ("GET", "/api/v1/users/me/registrations/{registration_id}")
 TICKET = ("GET", "/api/v1/users/me/registrations/{registration_id}/ticket.png")
+CALENDAR_FEED = ("GET", "/api/v1/calendar/{feed_token}.ics")
+# The two answers that show a feed URL (and so its token) to its owner.
+FEED_URL_ANSWERS = {
+    ("GET", "/api/v1/users/me/calendar-feed"),
+    ("POST", "/api/v1/users/me/calendar-feed/rotate"),
+}
 CREATE_API_TOKEN = ("POST", "/api/v1/users/me/api-tokens")
 
 
+FEED_URL = re.compile(r"/api/v1/calendar/([A-Za-z0-9_-]{32})\.ics")
+
+
+def feed_token_of(url: str) -> str:
+    match = FEED_URL.search(url)
+    assert match is not None, url
+    return match.group(1)
+
+
 def content_type(item: Call) -> str:
-    if item.operation == CALENDAR and item.response.status_code == 200:
+    if item.operation in (CALENDAR, CALENDAR_FEED) and item.response.status_code == 200:
         return "text/calendar; charset=utf-8"
     if item.operation == TICKET and item.response.status_code == 200:
         return "image/png"
@@ -724,6 +765,14 @@ class TestAccessControlTable:
         }
         assert len(shown_codes) == len(CALLERS) - 1
         assert shown_codes <= {code for _, code in codes}
+        # Feed tokens (PRIV-1): in the two answers that show the caller's feed URL, nowhere else.
+        feed_answers = [
+            item.response
+            for item in run.calls
+            if item.operation in FEED_URL_ANSWERS and item.response.status_code == 200
+        ]
+        feed_tokens = [feed_token_of(response.json()["url"]) for response in feed_answers]
+        assert len(feed_tokens) == 2 * (len(CALLERS) - 1)
 
         leaks = []
         bodies = 0
@@ -734,7 +783,8 @@ class TestAccessControlTable:
             bodies += 1
             text = item.response.text
             shown = [t for t in api_tokens if item.response not in created or t not in text]
-            secrets = [*LEAKING_KEYS, *tokens, *hashes, *shown]
+            feeds = [t for t in feed_tokens if item.response not in feed_answers or t not in text]
+            secrets = [*LEAKING_KEYS, *tokens, *hashes, *shown, *feeds]
             # A check-in code is its registrant's alone, whoever else calls (PRIV-1).
             caller_id = item.actor.id if item.actor else None
             secrets += [code for holder, code in codes if holder != caller_id]
@@ -747,6 +797,9 @@ class TestAccessControlTable:
                 if secret.lower() in text.lower()
             ]
         assert leaks == []
+        # Each feed answer shows its caller's own URL and no other.
+        shown_feeds = [[t for t in feed_tokens if t in response.text] for response in feed_answers]
+        assert shown_feeds == [[token] for token in feed_tokens]
         no_content = sum(
             1
             for item in run.calls

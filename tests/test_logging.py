@@ -8,6 +8,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -66,6 +67,15 @@ async def session_log(
         )
         assert me.status_code == 200
         seen["me_header"] = me.headers["X-Request-ID"]
+        feed = await client.get(
+            "/api/v1/users/me/calendar-feed", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert feed.status_code == 200, feed.text
+        feed_path = urlsplit(feed.json()["url"]).path
+        seen["feed_token"] = feed_path.removeprefix("/api/v1/calendar/").removesuffix(".ics")
+        calendar = await client.get(feed_path)
+        assert calendar.status_code == 200
+        seen["feed_id"] = calendar.headers["X-Request-ID"]
         forgot = await client.post("/api/v1/auth/forgot-password", json={"email": email})
         assert forgot.status_code == 202
         logged = await client.get("/test-log", headers={"X-Request-ID": "log-test-1"})
@@ -124,6 +134,16 @@ def test_route_template_not_the_path(session_log: dict[str, Any]) -> None:
     assert line["route"] == "/api/v1/events/{event_id}"
     assert line["status"] == 404
     assert "00000000-0000" not in json.dumps(line)
+
+
+@pytest.mark.security("PRIV-1")
+def test_a_calendar_feed_is_logged_by_its_template_not_its_token(
+    session_log: dict[str, Any],
+) -> None:
+    assert len(session_log["feed_token"]) == 32
+    [line] = access_lines(session_log["records"], session_log["feed_id"])
+    assert (line["route"], line["status"]) == ("/api/v1/calendar/{feed_token}.ics", 200)
+    assert session_log["feed_token"] not in session_log["text"]
 
 
 def test_a_path_no_route_matches_has_no_route(session_log: dict[str, Any]) -> None:

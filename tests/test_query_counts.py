@@ -14,12 +14,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from api import clock
 from api.audit.models import AuditAction, AuditLog
+from api.config import settings
 from api.events.models import EventStatus
+from api.feeds import service as feed_service
 from api.notifications.models import Notification, NotificationKind
 from api.users.models import User, UserRole
 from tests.factories import api_token_headers, create_event, create_user, register
 
 ROWS = 22
+# What the leak scanner (tests/conftest.py) reads beside each answer: every email, every code.
+LEAK_SCANNER_READS = (
+    'SELECT "user".id, "user".email',
+    "SELECT registration.user_id, registration.checkin_code",
+)
 
 
 class StatementCounter:
@@ -234,3 +241,35 @@ async def test_personal_data_export(
     many = await count()
 
     assert few == many
+
+
+async def test_calendar_feed(client, session: AsyncSession, manager: User, statements):
+    """The feed: two statements (its owner, then its events) for one event as for many."""
+    other = await create_user(session)
+    path = (await feed_service.get_feed(session, user_id=manager.id)).url.removeprefix(
+        settings.PUBLIC_BASE_URL
+    )
+
+    async def count() -> int:
+        before = statements.count
+        response = await client.get(path)
+        assert response.status_code == 200, response.text
+        # Not the savepoints of the test harness, nor the leak scanner's reads.
+        return sum(
+            "SAVEPOINT" not in sql and not sql.startswith(LEAK_SCANNER_READS)
+            for sql in statements.statements[before:]
+        )
+
+    async def add_one_of_each() -> None:
+        await create_event(session, owner=manager, status=EventStatus.PENDING)
+        await register(session, await create_event(session, owner=other), manager)
+
+    await add_one_of_each()
+    await count()  # warm caches
+    few = await count()
+    for _ in range(ROWS):
+        await add_one_of_each()
+    many = await count()
+
+    assert (few, many) == (2, 2)
+    assert (await client.get(path)).text.count("BEGIN:VEVENT") == 2 * (ROWS + 1)

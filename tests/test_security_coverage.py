@@ -216,6 +216,18 @@ class TestLeakScanner:
         with pytest.raises(AssertionError, match="token"):
             await self.run(scanner, listed)
 
+    async def test_a_feed_token_is_shown_in_the_feed_answers_only(self) -> None:
+        scanner = self.scanner()
+        token = "f" * 32
+        body = f'{{"url": "http://testserver/api/v1/calendar/{token}.ics", "created_at": "x"}}'
+        for path in ("/api/v1/users/me/calendar-feed", "/api/v1/users/me/calendar-feed/rotate"):
+            shown, _ = answer(path, body, token="caller-token")
+            await self.run(scanner, shown)
+        assert scanner.scanned == 2
+        leaked, _ = answer("/api/v1/users/me/export", f'{{"t": "{token}"}}', token="caller-token")
+        with pytest.raises(AssertionError, match="feed token"):
+            await self.run(scanner, leaked)
+
     @pytest.mark.parametrize(
         ("path", "body", "sent"),
         [

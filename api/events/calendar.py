@@ -1,10 +1,16 @@
-"""RFC 5545 export of an event (icalendar)."""
+"""RFC 5545 export of events (icalendar): one event's file, and the VEVENT every calendar shares.
 
-from datetime import UTC
+`event_vevent` is the one place a VEVENT is built: GET /events/{id}/calendar.ics and the
+personal calendar feed (api.feeds) both use it, so that a client that imported one and
+subscribed to the other sees the same event (same UID, times, place and status rules).
+"""
+
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import icalendar
 
-from api import clock
+from api.config import settings
 from api.events.models import Event, EventStatus
 
 # What a calendar should make of each status.
@@ -14,24 +20,54 @@ ICAL_STATUS = {
     EventStatus.REJECTED: "TENTATIVE",
     EventStatus.CANCELLED: "CANCELLED",
 }
+CANCELLED = ICAL_STATUS[EventStatus.CANCELLED]
 PRODID = "-//event-manager//events//EN"
+TIMEZONE_PROPERTY = "X-EM-TIMEZONE"
 
 
-def event_calendar(event: Event, *, event_url: str, domain: str) -> bytes:
-    """A VCALENDAR holding one VEVENT; times in UTC so every client reads them alike."""
+def uid_domain() -> str:
+    """The host of PUBLIC_BASE_URL: the UID must not depend on the address a file was fetched
+    from, since calendars dedupe by it."""
+    return urlsplit(settings.PUBLIC_BASE_URL).hostname or "localhost"
+
+
+def event_url(event: Event) -> str:
+    """The event's address in the API (GET /events/{id})."""
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/api/v1/events/{event.id}"
+
+
+def event_vevent(
+    event: Event,
+    *,
+    status: str | None = None,
+    sequence: int | None = None,
+    modified: datetime | None = None,
+) -> icalendar.Event:
+    """The VEVENT of `event`; times in UTC so every client reads them alike, the event's own
+    zone in X-EM-TIMEZONE. `status` and `sequence` default to the event's own (a feed adds the
+    reader's registration to both); DTSTAMP = LAST-MODIFIED = `modified`, by default the event's
+    updated_at, so that the same data always gives the same bytes."""
+    changed = (modified or event.updated_at).astimezone(UTC)
     vevent = icalendar.Event.new(
-        uid=f"{event.id}@{domain}",
-        stamp=clock.now().astimezone(UTC),
+        uid=f"{event.id}@{uid_domain()}",
+        stamp=changed,
         start=event.starts_at.astimezone(UTC),
         end=event.ends_at.astimezone(UTC),
         summary=event.title,
         description=event.description or None,
         location=event.location or event.online_url,
-        url=event.online_url or event_url,
-        status=ICAL_STATUS[event.status],  # type: ignore[arg-type]
+        url=event.online_url or event_url(event),
+        status=status or ICAL_STATUS[event.status],  # type: ignore[arg-type]
+        sequence=event.revision if sequence is None else sequence,
         categories=[str(event.event_type), *event.tags],
-        last_modified=event.updated_at.astimezone(UTC),
+        last_modified=changed,
     )
-    calendar = icalendar.Calendar.new(prodid=PRODID, subcomponents=[vevent])
+    vevent.add(TIMEZONE_PROPERTY, event.timezone)
+    return vevent
+
+
+def event_calendar(event: Event) -> bytes:
+    """A VCALENDAR holding the event's one VEVENT."""
+    calendar = icalendar.Calendar.new(prodid=PRODID, subcomponents=[event_vevent(event)])
     ical: bytes = calendar.to_ical()
     return ical

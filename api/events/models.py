@@ -56,6 +56,8 @@ class RegistrationStatus(StrEnum):
 
 
 ACTIVE_REGISTRATION = (RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED)
+# An event's revision (a calendar's SEQUENCE) rises when one of these, or its status, changes.
+REVISED_FIELDS = frozenset({"starts_at", "ends_at", "location", "online_url"})
 
 
 @cache
@@ -222,6 +224,8 @@ class Event(EventBase, table=True):
     cancelled_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
     # Set in the transaction that queues the reminders: at most one round per start time.
     reminder_sent_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
+    # Raised with every change of REVISED_FIELDS or of the status: a calendar's SEQUENCE.
+    revision: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
     @property
     def spots_left(self) -> int | None:
@@ -330,6 +334,9 @@ class Registration(RegistrationBase, table=True):
     cancelled_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
     # Set on becoming CONFIRMED, cleared on leaving it; shown to the registrant alone.
     checkin_code: str | None = Field(default=None, max_length=CHECKIN_CODE_LENGTH)
+    # When it got a seat (created CONFIRMED or promoted); kept once cancelled, so that a
+    # cancelled registration tells whether it had been CONFIRMED.
+    confirmed_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
 
 
 class RegistrationPublic(RegistrationBase):

@@ -1,11 +1,9 @@
 """The /events routes (registrations to them are in api/registrations)."""
 
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from api.config import settings
 from api.db import SessionDep
 from api.errors import Forbidden, PreconditionFailed, Unauthorized, error_responses
 from api.events import service as event_service
@@ -266,12 +264,9 @@ async def cancel_event(
     },
     openapi_extra=token_scope(Scope.EVENTS_READ),
 )
-async def get_event_calendar(event: EventDep, request: Request) -> Response:
+async def get_event_calendar(event: EventDep) -> Response:
     """The event as an RFC 5545 calendar file, to import into any calendar."""
-    event_url = str(request.url_for("get_event", event_id=event.id))
-    # The UID must not depend on the address the file was fetched from: calendars dedupe by it.
-    domain = urlsplit(settings.PUBLIC_BASE_URL).hostname or "localhost"
-    body = event_calendar(event, event_url=event_url, domain=domain)
+    body = event_calendar(event)
     return Response(
         body,
         media_type="text/calendar",

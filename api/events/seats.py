@@ -42,11 +42,11 @@ WITH locked AS (
     FOR NO KEY UPDATE
 ), inserted AS (
     INSERT INTO registration AS r (
-        id, event_id, user_id, status, created_at, updated_at, checkin_code
+        id, event_id, user_id, status, created_at, updated_at, checkin_code, confirmed_at
     )
     SELECT :registration_id, locked.id, :user_id,
         CASE WHEN seat_free THEN 'CONFIRMED' ELSE 'WAITLISTED' END::registration_status,
-        :now, :now, CASE WHEN seat_free THEN :checkin_code END
+        :now, :now, CASE WHEN seat_free THEN :checkin_code END, CASE WHEN seat_free THEN :now END
     FROM locked
     WHERE status = 'PUBLISHED' AND starts_at > :now
         AND (registration_deadline IS NULL OR registration_deadline >= :now)

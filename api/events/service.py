@@ -28,6 +28,7 @@ from api.errors import Conflict, Forbidden, NotFound, PreconditionFailed, invali
 from api.events import checkin
 from api.events.models import (
     ACTIVE_REGISTRATION,
+    REVISED_FIELDS,
     Attendee,
     Event,
     EventBase,
@@ -349,6 +350,7 @@ def _transition(event: Event, target: EventStatus) -> EventStatus:
     if target not in TRANSITIONS[event.status]:
         raise InvalidEventTransition(reason=f"An event cannot go from {event.status} to {target}")
     before, event.status = event.status, target
+    event.revision += 1
     return before
 
 
@@ -396,6 +398,8 @@ async def update_event(
             )
     for field in changed:
         setattr(event, field, getattr(merged, field))
+    if changed & REVISED_FIELDS:
+        event.revision += 1
     if "starts_at" in changed:
         event.reminder_sent_at = None  # a new start time deserves its own reminder
     session.add(event)
@@ -765,7 +769,7 @@ async def _confirm(
             async with session.begin_nested():
                 for registration in registrations:
                     registration.status = RegistrationStatus.CONFIRMED
-                    registration.promoted_at = now
+                    registration.promoted_at = registration.confirmed_at = now
                     registration.checkin_code = checkin.generate()
                     session.add(registration)
         except IntegrityError as error:

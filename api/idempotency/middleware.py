@@ -34,9 +34,11 @@ HEADER = b"idempotency-key"
 REPLAYED_HEADER = (b"idempotent-replayed", b"true")
 API_PREFIX = "/api/v1/"
 # POST routes that show a secret (or hand out tokens) ignore the header: a replay would show
-# the secret again to whoever holds the key.
+# the secret again to whoever holds the key, and the replay cache would keep a copy of it. The
+# calendar feed's rotate answers a new secret URL too, so it joins the contract's list.
 NOT_HONOURED = re.compile(
-    r"/api/v1/(?:auth/.*|users/me/api-tokens|webhooks|webhooks/[^/]+/rotate-secret)/?"
+    r"/api/v1/(?:auth/.*|users/me/api-tokens|webhooks|webhooks/[^/]+/rotate-secret"
+    r"|users/me/calendar-feed/rotate)/?"
 )
 MAX_KEY_LENGTH = 255
 # Headers of a stored answer that belong to one response only: a replay gets its own.

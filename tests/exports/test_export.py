@@ -20,6 +20,7 @@ from api.audit import service as audit_service
 from api.audit.models import AuditAction, AuditLog
 from api.events.models import Event, Registration, RegistrationStatus
 from api.exports.service import SECTIONS
+from api.feeds.models import CalendarFeed
 from api.notifications.models import Notification, NotificationKind, NotificationPreference
 from api.tokens.models import ApiToken, Scope
 from api.users.models import AccessToken, User, UserRole
@@ -39,6 +40,8 @@ OWNER = "the exporting user, whose records the whole export is"
 LOCKOUT = "lockout bookkeeping (AC-2: never shown); the export shows is_locked"
 RESET_THROTTLE = "throttle bookkeeping of password-reset mails, never shown"
 LOGIN_SESSION = "login sessions are credentials, not records about the user"
+FEED = "the calendar feed is a secret URL (PRIV-1: no feed token in the export), shown to its "
+"owner by GET /users/me/calendar-feed with its created_at"
 # (table, column) -> why the export leaves the column out. Nothing else may be left out.
 EXEMPT: dict[tuple[str, str], str] = {
     ("user", "hashed_password"): "a secret: the password hash",
@@ -51,6 +54,16 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("accesstoken", "user_id"): LOGIN_SESSION,
     ("accesstoken", "created_at"): LOGIN_SESSION,
     ("event", "reminder_sent_at"): "bookkeeping of the reminder job",
+    ("event", "revision"): "bookkeeping: the count of changes behind calendars' SEQUENCE",
+    ("registration", "confirmed_at"): "bookkeeping: created_at and promoted_at give when the "
+    "registration got its seat",
+    # The calendar feed is a URL holding a secret: GET /users/me/calendar-feed shows it to its
+    # owner; the export never does, nor anything it is derived from.
+    ("calendar_feed", "nonce"): "a secret: the feed token is derived from it",
+    ("calendar_feed", "token_hash"): "a credential: the hash of the feed token",
+    ("calendar_feed", "id"): FEED,
+    ("calendar_feed", "user_id"): FEED,
+    ("calendar_feed", "created_at"): FEED,
     ("registration", "seq"): "the internal arrival order; the export shows waitlist_position",
     ("registration", "updated_at"): "bookkeeping: created_at, promoted_at, checked_in_at and "
     "cancelled_at give each change's own time",
@@ -287,9 +300,13 @@ class TestExport:
         me, other = await session.get(User, mine.me.id), await session.get(User, mine.other.id)
         assert me is not None
         assert other is not None
+        feed = await client.get("/api/v1/users/me/calendar-feed", headers=mine.headers)
+        feed_token = feed.json()["url"].removesuffix(".ics").rsplit("/", 1)[1]
         token_hashes = [
             *(await session.scalars(select(col(AccessToken.token)))).all(),
             *(await session.scalars(select(col(ApiToken.token_hash)))).all(),
+            *(await session.scalars(select(col(CalendarFeed.token_hash)))).all(),
+            *(await session.scalars(select(col(CalendarFeed.nonce)))).all(),
         ]
 
         response = await client.get(PATH, headers=mine.headers)
@@ -297,7 +314,8 @@ class TestExport:
         assert response.status_code == 200
         text = response.text
         token = mine.headers["Authorization"].removeprefix("Bearer ")
-        secrets = [me.hashed_password, other.hashed_password, token, *token_hashes]
+        secrets = [me.hashed_password, other.hashed_password, token, feed_token, *token_hashes]
+        assert len(feed_token) == 32
         assert [secret for secret in secrets if secret in text] == []
         for key in ("hashed_password", "password", "token", "secret", "failed_login_count"):
             assert f'"{key}"' not in text
@@ -382,6 +400,7 @@ async def test_every_column_of_user_data_is_exported_or_exempt(client, session):
         "audit_log",
         "accesstoken",
         "api_token",
+        "calendar_feed",
         "idempotency_key",
         "event",
         "registration",
