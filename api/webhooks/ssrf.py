@@ -53,7 +53,7 @@ def refusal(address: IPAddress) -> str | None:
     if isinstance(address, ipaddress.IPv6Address):
         embedded = address.ipv4_mapped or address.sixtofour
         if embedded is not None:
-            return f"{address} embeds the IPv4 address {embedded}"
+            return f"an IPv6 form of the IPv4 address {embedded}"
     checks = (
         (address.is_loopback, "loopback"),
         (address.is_unspecified, "unspecified"),
@@ -66,7 +66,7 @@ def refusal(address: IPAddress) -> str | None:
     )
     for refused, why in checks:
         if refused:
-            return f"{address} is a {why} address"
+            return f"a {why} address"
     return None
 
 
@@ -107,5 +107,5 @@ async def check_url(url: str) -> Target:
         for address in addresses:
             why = refusal(address)
             if why is not None:
-                raise WebhookUrlNotAllowed(reason=f"The host {host} resolves to {why}")
+                raise WebhookUrlNotAllowed(reason=f"The host {host} resolves to {address}, {why}")
     return Target(scheme=scheme, host=host, port=port, address=str(addresses[0]))
