@@ -19,6 +19,10 @@ from api.errors import AppError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
+DOCUMENTATION = tuple(
+    ipaddress.ip_network(network)
+    for network in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+)
 
 
 class WebhookUrlNotAllowed(AppError):
@@ -59,14 +63,15 @@ def refusal(address: IPAddress) -> str | None:
         (address.is_unspecified, "unspecified"),
         (address.is_link_local, "link-local"),
         (address.is_multicast, "multicast"),
-        (address.is_private, "private"),
+        (any(address in network for network in DOCUMENTATION), "documentation"),
         (address.is_reserved, "reserved"),
         (address in SHARED_ADDRESS_SPACE, "shared (100.64.0.0/10)"),
+        (address.is_private, "private"),
         (not address.is_global, "not global"),
     )
     for refused, why in checks:
         if refused:
-            return f"a {why} address"
+            return f"{'an' if why[0] in 'aeiou' else 'a'} {why} address"
     return None
 
 

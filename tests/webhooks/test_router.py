@@ -5,6 +5,7 @@ import base64
 import uuid
 from collections.abc import Sequence
 
+import httpx
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,10 +15,11 @@ from api import clock
 from api.audit.models import AuditAction, AuditLog
 from api.config import settings
 from api.outbox.models import DomainEventType, OutboxEvent
-from api.users.models import UserRole
+from api.users.models import User, UserRole
 from api.webhooks.models import DeliveryStatus, DisabledReason, Webhook, WebhookDelivery
 from api.webhooks.service import MAX_WEBHOOKS_PER_OWNER
 from tests.factories import create_user
+from tests.leaks import ANONYMOUS, LeakScanner
 from tests.webhooks.helpers import BASE, add_webhook, body
 
 
@@ -472,3 +474,77 @@ async def test_patch_to_a_private_address_is_refused(
             "reason": "The host 10.0.0.8 resolves to 10.0.0.8, a private address",
         }
     }
+
+
+@pytest.mark.security("PRIV-1")
+class TestSecretsStayHidden:
+    async def test_the_secret_shows_only_in_its_201_and_rotation(
+        self, client, session, manager, auth_as
+    ):
+        headers = await auth_as(manager)
+        created = (await client.post(BASE, json=body(), headers=headers)).json()
+        secret = created["secret"]
+        path = f"{BASE}/{created['id']}"
+        ping = await client.post(f"{path}/test", headers=headers)
+        rotated = (await client.post(f"{path}/rotate-secret", headers=headers)).json()["secret"]
+
+        answers = [
+            await client.get(BASE, headers=headers),
+            await client.get(path, headers=headers),
+            await client.patch(path, json={"description": "x"}, headers=headers),
+            await client.get(f"{path}/deliveries", headers=headers),
+            await client.get(f"{path}/deliveries/{ping.json()['id']}", headers=headers),
+            await client.get("/api/v1/users/me/export", headers=headers),
+            await client.get("/api/v1/audit-log", headers=await auth_as(await _admin(session))),
+        ]
+
+        assert [r.status_code for r in answers] == [200] * len(answers)
+        assert [r.request.url.path for r in answers if "whsec_" in r.text] == []
+        assert secret not in ping.text
+        assert rotated != secret
+
+    def test_the_scan_fails_a_secret_outside_its_answers(self):
+        secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
+        scanner = LeakScanner()
+
+        def answer(method: str, path: str, status: int) -> httpx.Response:
+            request = httpx.Request(method, f"http://testserver{path}")
+            return httpx.Response(status, json={"secret": secret}, request=request)
+
+        scanner.check(answer("POST", BASE, 201), ANONYMOUS, None)
+        scanner.check(answer("POST", f"{BASE}/{uuid.uuid4()}/rotate-secret", 200), ANONYMOUS, None)
+        for leaking in (answer("GET", BASE, 200), answer("GET", f"{BASE}/{uuid.uuid4()}", 200)):
+            with pytest.raises(AssertionError, match="webhook secret"):
+                scanner.check(leaking, ANONYMOUS, None)
+
+
+async def _admin(session: AsyncSession) -> User:
+    return await create_user(session, role=UserRole.ADMIN)
+
+
+async def test_deleting_the_account_removes_its_webhooks_and_deliveries(
+    client, session, manager, auth_as
+):
+    webhook = await add_webhook(session, manager.id)
+    session.add(
+        WebhookDelivery(
+            webhook_id=webhook.id,
+            event_id=3,
+            event_type=DomainEventType.EVENT_PUBLISHED,
+            payload={},
+        )
+    )
+    await session.flush()
+    webhook_id = webhook.id
+
+    response = await client.delete("/api/v1/users/me", headers=await auth_as(manager))
+
+    assert response.status_code == 204
+    session.expunge_all()
+    assert await session.get(Webhook, webhook_id) is None
+    left = await session.scalar(
+        select(func.count())
+        .select_from(WebhookDelivery)
+        .where(col(WebhookDelivery.webhook_id) == webhook_id)
+    )
+    assert left == 0
