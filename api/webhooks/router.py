@@ -1,7 +1,7 @@
 """/webhooks: managers' and admins' webhooks, their deliveries, tests and replays."""
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 
@@ -27,6 +27,22 @@ from api.webhooks.ssrf import WebhookUrlNotAllowed
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
+# The URL check's 422 comes beside FastAPI's validation 422: either body may answer.
+URL_NOT_ALLOWED: dict[int | str, dict[str, Any]] = {
+    422: {
+        "description": f"{WebhookUrlNotAllowed.code}, or a validation error",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        {"$ref": "#/components/schemas/HTTPValidationError"},
+                        {"$ref": "#/components/schemas/ErrorBody"},
+                    ]
+                }
+            }
+        },
+    }
+}
 READ = token_scope(Scope.WEBHOOKS_READ)
 WRITE = token_scope(Scope.WEBHOOKS_WRITE)
 ACCESS = (Unauthorized, Forbidden, webhook_service.WebhookNotFound)
@@ -40,9 +56,10 @@ def _public(webhook: Webhook) -> WebhookPublic:
     "",
     response_model=WebhookWithSecret,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(
-        Unauthorized, Forbidden, webhook_service.WebhookLimitReached, WebhookUrlNotAllowed
-    ),
+    responses={
+        **error_responses(Unauthorized, Forbidden, webhook_service.WebhookLimitReached),
+        **URL_NOT_ALLOWED,
+    },
     openapi_extra=WRITE,
 )
 async def create_webhook(
@@ -92,7 +109,7 @@ async def get_webhook(webhook: WebhookDep) -> WebhookPublic:
 @router.patch(
     "/{webhook_id}",
     response_model=WebhookPublic,
-    responses=error_responses(*ACCESS, WebhookUrlNotAllowed),
+    responses={**error_responses(*ACCESS), **URL_NOT_ALLOWED},
     openapi_extra=WRITE,
 )
 async def update_webhook(
