@@ -14,6 +14,7 @@ from sqlmodel import col
 from api import clock
 from api.audit.models import AuditAction, AuditLog
 from api.config import settings
+from api.idempotency.middleware import honours_idempotency_key
 from api.outbox.models import DomainEventType, OutboxEvent
 from api.users.models import User, UserRole
 from api.webhooks.models import DeliveryStatus, DisabledReason, Webhook, WebhookDelivery
@@ -548,3 +549,30 @@ async def test_deleting_the_account_removes_its_webhooks_and_deliveries(
         .where(col(WebhookDelivery.webhook_id) == webhook_id)
     )
     assert left == 0
+
+
+def test_the_openapi_document_describes_each_domain_event(app):
+    document = app.openapi()
+    schemas = document["components"]["schemas"]
+
+    assert set(document["webhooks"]) == {t.value for t in DomainEventType}
+    for name, item in document["webhooks"].items():
+        operation = item["post"]
+        assert [p["name"] for p in operation["parameters"]] == [
+            "webhook-id",
+            "webhook-timestamp",
+            "webhook-signature",
+        ]
+        ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        payload = schemas[ref.rsplit("/", 1)[1]]
+        assert payload["required"] == ["id", "type", "occurred_at", "data"]
+        assert payload["properties"]["type"]["const"] == name
+    published = document["webhooks"]["event.published"]["post"]["requestBody"]
+    ref = published["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert schemas[ref]["properties"]["data"] == {"$ref": "#/components/schemas/EventPublic"}
+
+
+def test_creation_and_rotation_ignore_idempotency_keys():
+    assert not honours_idempotency_key("POST", BASE)
+    assert not honours_idempotency_key("POST", f"{BASE}/{uuid.uuid4()}/rotate-secret")
+    assert honours_idempotency_key("POST", f"{BASE}/{uuid.uuid4()}/test")
