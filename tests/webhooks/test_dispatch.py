@@ -17,7 +17,9 @@ from api.webhooks.models import WebhookDelivery
 from tests.factories import create_event, create_user, register
 from tests.webhooks.helpers import add_webhook
 
-ALL_TYPES = [t for t in DomainEventType if t is not DomainEventType.WEBHOOK_TEST]
+ALL_TYPES: list[DomainEventType] = [
+    t for t in DomainEventType if t is not DomainEventType.WEBHOOK_TEST
+]
 
 
 async def publish(session: AsyncSession, event_type: DomainEventType, **data: object) -> int:
