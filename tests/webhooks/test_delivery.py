@@ -19,7 +19,7 @@ from api.notifications.models import Notification, NotificationKind
 from api.outbox.models import DomainEventType, OutboxEvent, OutboxEventPublic
 from api.webhooks import service as webhook_service
 from api.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
-from tests.support import Mailbox
+from tests.support import Mailbox, free_port
 from tests.webhooks.conftest import Committed, WorkerStarter
 from tests.webhooks.receiver import Received, Receiver, Reply, wait_for
 
@@ -353,3 +353,25 @@ async def test_a_managers_webhook_hears_only_of_their_own_events(
     [request] = receiver.to("/mine")
     assert json.loads(request.body)["id"] == mine
     assert [d.event_id for d in await deliveries_of(committed, webhook)] == [mine]
+
+
+@pytest.mark.usefixtures("worker")
+async def test_timeouts_and_refused_connections_are_failed_attempts(
+    committed: Committed, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "WEBHOOK_RETRY_SCHEDULE", "")
+    monkeypatch.setattr(settings, "WEBHOOK_TIMEOUT_SECONDS", 0.5)
+    receiver.script["/late"] = [Reply(200, delay=2)]
+    owner = await committed.owner()
+    late = await committed.webhook(owner, receiver.url("/late"))
+    closed = await committed.webhook(owner, f"http://127.0.0.1:{free_port()}/none")
+
+    await committed.publish()
+
+    [timed_out] = await settled(committed, late)
+    [refused] = await settled(committed, closed)
+    assert [(a["error"], a["status_code"]) for a in timed_out.attempts] == [("TIMEOUT", None)]
+    assert timed_out.attempts[0]["duration_ms"] < 1500
+    assert [(a["error"], a["status_code"]) for a in refused.attempts] == [
+        ("CONNECTION_ERROR", None)
+    ]

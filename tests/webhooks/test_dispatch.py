@@ -174,3 +174,16 @@ async def test_old_deliveries_are_removed(session, admin: User):
         select(col(WebhookDelivery.event_id)).where(col(WebhookDelivery.webhook_id) == hook.id)
     )
     assert kept.all() == [2]
+
+
+def test_retries_follow_the_schedule_with_up_to_ten_percent_jitter():
+    delays = [float(d) for d in settings.WEBHOOK_RETRY_SCHEDULE.split(",")]
+    waits = [delivery._next_delay(tried) for tried in range(1, len(delays) + 2)]
+
+    assert waits[-1] is None
+    for wait, delay in zip(waits, delays, strict=False):
+        assert wait is not None
+        assert delay <= wait.total_seconds() <= delay * 1.1
+    # With the default schedule the last try comes about 20.6 hours after the first.
+    assert sum(delays) == 74170
+    assert round(sum(delays) / 3600, 1) == 20.6
