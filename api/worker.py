@@ -116,11 +116,18 @@ def build_queue(connection: asyncpg.Connection) -> PgQueuer:
         CLEANUP_TOKENS: cleanup_access_tokens,
         CLEANUP_IDEMPOTENCY_KEYS: cleanup_idempotency_keys,
         SEND_REMINDERS: send_event_reminders,
-        webhook_delivery.WEBHOOK_DISPATCH: dispatch_webhooks,
         webhook_delivery.CLEANUP_DELIVERIES: cleanup_webhook_deliveries,
     }
     for entrypoint, job in jobs.items():
         pgq.entrypoint(entrypoint, on_failure="hold", executor_factory=retrying_executor)(job)
+    # Outbox rows become deliveries one at a time across all workers, in the order they were
+    # queued, so each webhook's first attempts are queued in outbox order.
+    pgq.entrypoint(
+        webhook_delivery.WEBHOOK_DISPATCH,
+        on_failure="hold",
+        executor_factory=retrying_executor,
+        concurrency_limit=1,
+    )(dispatch_webhooks)
     # Attempts of different deliveries run side by side, bounded across all workers.
     pgq.entrypoint(
         webhook_delivery.WEBHOOK_ATTEMPT,
