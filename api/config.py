@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     # How long a calendar feed keeps showing an event whose registration was cancelled, in days.
     CALENDAR_FEED_CANCELLED_DAYS: int = Field(default=30, ge=0)
 
+    # Webhooks (API-integrations.md): private targets are refused unless this is true.
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: bool = False
+    WEBHOOK_TIMEOUT_SECONDS: float = Field(default=10, gt=0)
+    # Seconds before each retry of a failed attempt (+0-10 % jitter); then the delivery FAILED.
+    WEBHOOK_RETRY_SCHEDULE: str = "10,60,300,1800,7200,21600,43200"
+    WEBHOOK_DISABLE_AFTER_FAILURES: int = Field(default=5, ge=1)
+    WEBHOOK_DELIVERY_RETENTION_DAYS: int = Field(default=30, ge=1)
+
     RUN_WORKER_IN_PROCESS: bool = True
     FIRST_ADMIN_EMAIL: str | None = None
     FIRST_ADMIN_PASSWORD: str | None = None
@@ -89,6 +97,19 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("WEBHOOK_RETRY_SCHEDULE")
+    @classmethod
+    def _retry_schedule(cls, value: str) -> str:
+        delays = [part.strip() for part in value.split(",") if part.strip()]
+        if not all(_is_delay(part) for part in delays):
+            raise ValueError("WEBHOOK_RETRY_SCHEDULE is a comma-separated list of seconds")
+        return ",".join(delays)
+
+    @property
+    def webhook_retry_delays(self) -> list[float]:
+        """The retry schedule in seconds (empty: a failed attempt is final)."""
+        return [float(part) for part in self.WEBHOOK_RETRY_SCHEDULE.split(",") if part]
+
     @property
     def signing_key(self) -> str:
         """The key for verification and reset tokens; hashed to the length HS256 expects."""
@@ -97,6 +118,13 @@ class Settings(BaseSettings):
     @property
     def rate_limit_enabled(self) -> bool:
         return self.AUTH_RATE_LIMIT.strip().lower() != "off"
+
+
+def _is_delay(text: str) -> bool:
+    try:
+        return float(text) >= 0
+    except ValueError:
+        return False
 
 
 settings = Settings()

@@ -37,6 +37,7 @@ from api.users import pages
 from api.users import router as users_router
 from api.users.auth import auth_backend, fastapi_users, refusal_before_body
 from api.users.models import UserCreate, UserRead
+from api.webhooks import router as webhooks_router
 
 log = structlog.get_logger(__name__)
 
@@ -146,6 +147,7 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     app.include_router(notifications_router.router, prefix=API_PREFIX)
     app.include_router(audit_router.router, prefix=API_PREFIX)
     app.include_router(admin_router.router, prefix=API_PREFIX)
+    app.include_router(webhooks_router.router, prefix=API_PREFIX)
     app.include_router(pages.router)
     document_domain_events(app)
     document_common_errors(app, throttled=ratelimit.THROTTLED_PATHS)

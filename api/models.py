@@ -8,6 +8,7 @@ from api.notifications.models import Notification, NotificationPreference
 from api.outbox.models import OutboxEvent
 from api.tokens.models import ApiToken
 from api.users.models import AccessToken, User
+from api.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
     "AccessToken",
@@ -21,4 +22,6 @@ __all__ = [
     "OutboxEvent",
     "Registration",
     "User",
+    "Webhook",
+    "WebhookDelivery",
 ]

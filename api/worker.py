@@ -1,10 +1,11 @@
-"""The durable job queue (pgqueuer): mail delivery and periodic cleanup.
+"""The durable job queue (pgqueuer): mail and webhook delivery, and periodic cleanup.
 
 `event-manager worker` runs it alone; `event-manager serve` runs it inside each web process
 unless RUN_WORKER_IN_PROCESS is false.
 """
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -26,6 +27,7 @@ from api.idempotency import service as idempotency_service
 from api.mail import sender
 from api.mail.service import SEND_EMAIL, OutgoingMail, queries_for
 from api.users.models import AccessToken
+from api.webhooks import delivery as webhook_delivery
 
 log = structlog.get_logger(__name__)
 
@@ -71,11 +73,27 @@ async def send_event_reminders(_: Job) -> None:
         await event_service.send_due_reminders(session)
 
 
+async def dispatch_webhooks(job: Job) -> None:
+    assert job.payload is not None
+    await webhook_delivery.dispatch(int(job.payload.decode()))
+
+
+async def attempt_webhook(job: Job) -> None:
+    assert job.payload is not None
+    await webhook_delivery.attempt(uuid.UUID(job.payload.decode()))
+
+
+async def cleanup_webhook_deliveries(_: Job) -> None:
+    async with get_sessionmaker()() as session, session.begin():
+        await webhook_delivery.delete_old_deliveries(session)
+
+
 # (schedule name, cron expression, the job it enqueues)
 SCHEDULES = (
     ("enqueue_token_cleanup", "17 * * * *", CLEANUP_TOKENS),
     ("enqueue_idempotency_key_cleanup", "23 * * * *", CLEANUP_IDEMPOTENCY_KEYS),
     ("enqueue_event_reminders", "*/5 * * * *", SEND_REMINDERS),
+    ("enqueue_webhook_delivery_cleanup", "41 * * * *", webhook_delivery.CLEANUP_DELIVERIES),
 )
 
 
@@ -98,9 +116,25 @@ def build_queue(connection: asyncpg.Connection) -> PgQueuer:
         CLEANUP_TOKENS: cleanup_access_tokens,
         CLEANUP_IDEMPOTENCY_KEYS: cleanup_idempotency_keys,
         SEND_REMINDERS: send_event_reminders,
+        webhook_delivery.CLEANUP_DELIVERIES: cleanup_webhook_deliveries,
     }
     for entrypoint, job in jobs.items():
         pgq.entrypoint(entrypoint, on_failure="hold", executor_factory=retrying_executor)(job)
+    # Outbox rows become deliveries one at a time across all workers, in the order they were
+    # queued, so each webhook's first attempts are queued in outbox order.
+    pgq.entrypoint(
+        webhook_delivery.WEBHOOK_DISPATCH,
+        on_failure="hold",
+        executor_factory=retrying_executor,
+        concurrency_limit=1,
+    )(dispatch_webhooks)
+    # Attempts of different deliveries run side by side, bounded across all workers.
+    pgq.entrypoint(
+        webhook_delivery.WEBHOOK_ATTEMPT,
+        on_failure="hold",
+        executor_factory=retrying_executor,
+        concurrency_limit=webhook_delivery.ATTEMPT_CONCURRENCY,
+    )(attempt_webhook)
     for name, expression, entrypoint in SCHEDULES:
         pgq.schedule(name, expression)(_enqueuer(entrypoint))
     return pgq

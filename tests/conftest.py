@@ -25,6 +25,8 @@ os.environ.update(
     SMTP_TIMEOUT_SECONDS="5",
     MAIL_FROM="no-reply@event-manager.test",
     RUN_WORKER_IN_PROCESS="false",
+    # Webhook receivers in tests listen on 127.0.0.1; the SSRF tests turn this off again.
+    WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
     LOG_LEVEL="WARNING",
 )
 for name in ("FIRST_ADMIN_EMAIL", "FIRST_ADMIN_PASSWORD"):

@@ -14,6 +14,8 @@ fails) when a response body holds:
 - a calendar feed token seen in this test (learnt from the answers of GET
   /users/me/calendar-feed and its rotate, which show the owner's feed URL), anywhere but in
   such an answer to its owner (PRIV-1);
+- a webhook signing secret (`whsec_...`), to anyone, except in the answers that create or rotate
+  it (POST /webhooks 201, rotate-secret 200);
 - a lockout field (`failed_login_count`, `locked_until`), to a caller who is not staff;
 - the email of another user (when the scanner can look users up), to a caller who is not staff;
 - the check-in code of another user's registration (when the scanner can look them up), to
@@ -49,6 +51,8 @@ DOCUMENTS = frozenset({"/openapi.json", "/docs", "/redoc"})
 
 PASSWORD_HASH = re.compile(r"\$argon2(?:id|i|d)\$|\$2[aby]\$\d\d\$|\"hashed_password\"")
 LOCKOUT_FIELD = re.compile(r"\"(?:failed_login_count|locked_until)\"")
+WEBHOOK_SECRET = re.compile(r"whsec_[A-Za-z0-9+/]{20,}={0,2}")
+WEBHOOKS_PATH = "/api/v1/webhooks"
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
 
 
@@ -148,6 +152,16 @@ class LeakScanner:
             self.feed_tokens.add(feed)
 
     @staticmethod
+    def shows_webhook_secret(response: httpx.Response) -> bool:
+        """The two answers that show a webhook's secret: its 201 and the rotation's 200."""
+        path = response.request.url.path
+        if response.request.method != "POST" or not path.startswith(WEBHOOKS_PATH):
+            return False
+        if path == WEBHOOKS_PATH:
+            return response.status_code == 201
+        return path.endswith("/rotate-secret") and response.status_code == 200
+
+    @staticmethod
     def _issued_token(response: httpx.Response) -> str | None:
         request = response.request
         if request.url.path == LOGIN_PATH and response.status_code == 200:
@@ -199,6 +213,8 @@ class LeakScanner:
         hashes = (hashlib.sha256(t.encode()).hexdigest() for t in self.tokens)
         found("token hash", (h for h in hashes if h in text))
         found("signed token", (m.group(0) for m in JWT.finditer(text)))
+        if not self.shows_webhook_secret(response):
+            found("webhook secret", (m.group(0) for m in WEBHOOK_SECRET.finditer(text)))
         if not caller.is_staff:
             found("lockout field", (m.group(0) for m in LOCKOUT_FIELD.finditer(text)))
         if leaks:

@@ -34,8 +34,10 @@ from api.config import settings
 from api.events.models import EventStatus, Registration
 from api.feeds import service as feed_service
 from api.notifications.models import Notification, NotificationKind
+from api.outbox.models import DomainEventType
 from api.tokens.models import ApiToken, Scope
 from api.users.models import User, UserRole
+from api.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery, new_secret
 from tests.factories import (
     DEFAULT_PASSWORD,
     create_event,
@@ -399,6 +401,78 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
         MANAGER: 403,
         ADMIN: 200,
     },
+    # Webhooks (API-integrations.md): managers and admins; on another manager's webhook (with
+    # a finished delivery), which only an admin sees.
+    ("POST", "/api/v1/webhooks"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 201,
+        ADMIN: 201,
+    },
+    ("GET", "/api/v1/webhooks"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("GET", "/api/v1/webhooks/{webhook_id}"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 404,
+        ADMIN: 200,
+    },
+    ("PATCH", "/api/v1/webhooks/{webhook_id}"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 404,
+        ADMIN: 200,
+    },
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 404,
+        ADMIN: 204,
+    },
+    ("POST", "/api/v1/webhooks/{webhook_id}/rotate-secret"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 404,
+        ADMIN: 200,
+    },
+    ("POST", "/api/v1/webhooks/{webhook_id}/test"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 404,
+        ADMIN: 202,
+    },
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 404,
+        ADMIN: 200,
+    },
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 404,
+        ADMIN: 200,
+    },
+    ("POST", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 404,
+        ADMIN: 202,
+    },
 }
 
 # The status an event operation needs; the rest act on a PUBLISHED event.
@@ -410,7 +484,7 @@ EVENT_STATUS_FOR = {
 }
 # Where a 403 comes from the caller's role, checked before the target is looked up: it stays 403
 # for an unknown id. Elsewhere a 403 is about the target (not its creator), and an unknown id 404.
-ROLE_GATED_PREFIXES = ("/api/v1/users", "/api/v1/profiles")
+ROLE_GATED_PREFIXES = ("/api/v1/users", "/api/v1/profiles", "/api/v1/webhooks")
 ROLE_GATED = {
     ("POST", "/api/v1/events/{event_id}/approve"),
     ("POST", "/api/v1/events/{event_id}/reject"),
@@ -428,6 +502,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/events/{event_id}/cancel"): {"reason": "Access control"},
     ("PATCH", "/api/v1/users/me/notification-preferences"): {"EVENT_APPROVED": {"email": False}},
     ("POST", "/api/v1/users/me/api-tokens"): {"name": "access control", "scopes": ["events:read"]},
+    ("POST", "/api/v1/webhooks"): {
+        "url": "http://127.0.0.1:9/access-control",
+        "event_types": ["event.published"],
+    },
+    ("PATCH", "/api/v1/webhooks/{webhook_id}"): {"description": "access control"},
 }
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
@@ -446,6 +525,8 @@ LEAKING_KEYS = (
     "reset_mail",
     "$argon2",
     "token_hash",
+    # A webhook signing secret: shown only in the answers that create or rotate it (PRIV-1).
+    "whsec_",
 )
 
 
@@ -557,6 +638,8 @@ async def target_path(
             "{registration_id}",
             "{notification_id}",
             "{token_id}",
+            "{webhook_id}",
+            "{delivery_id}",
         ):
             path = path.replace(name, str(uuid.uuid4()))
         return path.replace("{feed_token}", token_urlsafe(24))
@@ -577,6 +660,9 @@ async def target_path(
         holder = await new_account(session, run, UserRole.AUTHENTICATED)
         feed = await feed_service.get_feed(session, user_id=holder.id)
         return feed.url.removeprefix(settings.PUBLIC_BASE_URL)
+    if "{webhook_id}" in template:
+        keeper = await new_account(session, run, UserRole.MANAGER)
+        return await webhook_path(session, template, keeper.id)
     if "{token_id}" in template:
         holder = actor or await new_account(session, run, UserRole.AUTHENTICATED)
         token_id = await api_token_of(session, holder.id)
@@ -585,6 +671,31 @@ async def target_path(
         return template
     target = await new_account(session, run, UserRole.AUTHENTICATED)
     return template.replace("{user_id}", str(target.id)).replace("{nickname}", target.nickname)
+
+
+async def webhook_path(session: AsyncSession, template: str, owner_id: uuid.UUID) -> str:
+    """The path on a new webhook of `owner_id`, with a delivery that has finished."""
+    webhook = Webhook(
+        owner_id=owner_id,
+        url="http://127.0.0.1:9/access-control",
+        event_types=[DomainEventType.EVENT_PUBLISHED],
+        secret=new_secret(),
+    )
+    session.add(webhook)
+    await session.flush()
+    path = template.replace("{webhook_id}", str(webhook.id))
+    if "{delivery_id}" in template:
+        delivery = WebhookDelivery(
+            webhook_id=webhook.id,
+            event_id=-int(uuid.uuid4().int % 1_000_000_000),
+            event_type=DomainEventType.EVENT_PUBLISHED,
+            status=DeliveryStatus.SUCCEEDED,
+            payload={"id": 0, "type": "event.published", "occurred_at": None, "data": {}},
+        )
+        session.add(delivery)
+        await session.flush()
+        path = path.replace("{delivery_id}", str(delivery.id))
+    return path
 
 
 async def api_token_of(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID:
@@ -677,6 +788,17 @@ FEED_URL_ANSWERS = {
     ("GET", "/api/v1/users/me/calendar-feed"),
     ("POST", "/api/v1/users/me/calendar-feed/rotate"),
 }
+# The answers that show a webhook's signing secret (PRIV-1): its creation and its rotation.
+SHOWS_WEBHOOK_SECRET = {
+    (("POST", "/api/v1/webhooks"), 201),
+    (("POST", "/api/v1/webhooks/{webhook_id}/rotate-secret"), 200),
+}
+
+
+def shows_webhook_secret(item: "Call") -> bool:
+    return (item.operation, item.response.status_code) in SHOWS_WEBHOOK_SECRET
+
+
 CREATE_API_TOKEN = ("POST", "/api/v1/users/me/api-tokens")
 
 
@@ -784,7 +906,8 @@ class TestAccessControlTable:
             text = item.response.text
             shown = [t for t in api_tokens if item.response not in created or t not in text]
             feeds = [t for t in feed_tokens if item.response not in feed_answers or t not in text]
-            secrets = [*LEAKING_KEYS, *tokens, *hashes, *shown, *feeds]
+            keys = [k for k in LEAKING_KEYS if k != "whsec_" or not shows_webhook_secret(item)]
+            secrets = [*keys, *tokens, *hashes, *shown, *feeds]
             # A check-in code is its registrant's alone, whoever else calls (PRIV-1).
             caller_id = item.actor.id if item.actor else None
             secrets += [code for holder, code in codes if holder != caller_id]

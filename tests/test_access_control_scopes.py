@@ -98,6 +98,16 @@ SCOPES: dict[tuple[str, str], Need] = {
     ("PATCH", "/api/v1/users/me/notification-preferences"): Scope.NOTIFICATIONS_WRITE,
     ("GET", "/api/v1/audit-log"): Scope.ADMIN_READ,
     ("GET", "/api/v1/admin/stats"): Scope.ADMIN_READ,
+    ("POST", "/api/v1/webhooks"): Scope.WEBHOOKS_WRITE,
+    ("GET", "/api/v1/webhooks"): Scope.WEBHOOKS_READ,
+    ("GET", "/api/v1/webhooks/{webhook_id}"): Scope.WEBHOOKS_READ,
+    ("PATCH", "/api/v1/webhooks/{webhook_id}"): Scope.WEBHOOKS_WRITE,
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): Scope.WEBHOOKS_WRITE,
+    ("POST", "/api/v1/webhooks/{webhook_id}/rotate-secret"): Scope.WEBHOOKS_WRITE,
+    ("POST", "/api/v1/webhooks/{webhook_id}/test"): Scope.WEBHOOKS_WRITE,
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): Scope.WEBHOOKS_READ,
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}"): Scope.WEBHOOKS_READ,
+    ("POST", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"): Scope.WEBHOOKS_WRITE,
 }
 TOKEN_CALLERS = tuple(caller for caller in CALLERS if caller != ANONYMOUS)
 # What an API token holds in each kind of call.

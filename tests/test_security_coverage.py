@@ -52,6 +52,8 @@ SECURITY_IDS = (
     "IDEM-1",
     "CONC-1",
     "PRIV-1",
+    "WH-1",
+    "SSRF-1",
 )
 TESTS = ROOT / "tests"
 ID_PATTERN = re.compile(r"\b([A-Z]{2,4}-\d+)\b")

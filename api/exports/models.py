@@ -15,6 +15,7 @@ from api.events.models import EventPublic, OwnRegistration
 from api.notifications.models import ChannelSettings, NotificationKind, NotificationPublic
 from api.tokens.models import ApiTokenPublic
 from api.users.models import UserRead
+from api.webhooks.models import WebhookPublic
 
 FORMAT_VERSION: Literal[1] = 1
 
@@ -41,5 +42,7 @@ class PersonalDataExport(SQLModel):
     api_tokens: list[ApiTokenPublic] = Field(
         description="the user's API tokens, newest first (never the token itself)"
     )
-    webhooks: list[Any]
+    webhooks: list[WebhookPublic] = Field(
+        description="the user's webhooks, newest first (never a signing secret)"
+    )
     connections: list[Any]

@@ -22,6 +22,7 @@ from api.notifications.models import Notification, NotificationPublic
 from api.tokens import service as token_service
 from api.tokens.models import ApiTokenPublic
 from api.users.models import User, UserRead
+from api.webhooks.models import Webhook, WebhookPublic
 
 Loader = Callable[[AsyncSession, User], Awaitable[Sequence[SQLModel]]]
 
@@ -84,6 +85,16 @@ async def _api_tokens(session: AsyncSession, user: User) -> list[ApiTokenPublic]
     return [ApiTokenPublic.model_validate(token) for token in tokens]
 
 
+async def _webhooks(session: AsyncSession, user: User) -> list[WebhookPublic]:
+    """The user's webhooks as the API shows them (never a secret), newest first."""
+    webhooks = await session.scalars(
+        select(Webhook)
+        .where(col(Webhook.owner_id) == user.id)
+        .order_by(col(Webhook.created_at).desc(), col(Webhook.id).desc())
+    )
+    return [WebhookPublic.model_validate(webhook) for webhook in webhooks]
+
+
 async def _nothing(_session: AsyncSession, _user: User) -> list[Any]:
     """A kind of record this service does not store yet."""
     return []
@@ -96,7 +107,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("notification_preferences", "notification_preference", _preferences),
     Section("audit_entries", "audit_log", _audit_entries),
     Section("api_tokens", "api_token", _api_tokens),
-    Section("webhooks", None, _nothing),
+    Section("webhooks", "webhook", _webhooks),
     Section("connections", None, _nothing),
 )
 

@@ -30,6 +30,7 @@ SUBJECTS = {
     "event_reminder": "Reminder: {title} starts within 24 hours",
     "registration_confirmed": "Registration received: {title}",
     "waitlist_promoted": "You have a seat: {title}",
+    "webhook_disabled": "Your webhook was disabled",
 }
 
 _templates = Environment(

@@ -26,6 +26,7 @@ class NotificationKind(StrEnum):
     PRO_STATUS_CHANGED = "PRO_STATUS_CHANGED"
     ROLE_CHANGED = "ROLE_CHANGED"
     ACCOUNT_LOCKED = "ACCOUNT_LOCKED"
+    WEBHOOK_DISABLED = "WEBHOOK_DISABLED"
 
 
 class NotificationBase(SQLModel):

@@ -49,6 +49,7 @@ TEMPLATES = {
     NotificationKind.EVENT_REMINDER: "event_reminder",
     NotificationKind.REGISTRATION_CONFIRMED: "registration_confirmed",
     NotificationKind.WAITLIST_PROMOTED: "waitlist_promoted",
+    NotificationKind.WEBHOOK_DISABLED: "webhook_disabled",
 }
 
 # The in-app text; the title is the mail's subject.
@@ -93,6 +94,11 @@ BODIES = {
         NotificationKind.ACCOUNT_LOCKED: (
             "Your account was locked after {{ attempts }} failed sign-in attempts"
             "{% if until %} until {{ until }} UTC{% endif %}."
+        ),
+        NotificationKind.WEBHOOK_DISABLED: (
+            "Your webhook to {{ url }} was disabled: {{ 'the receiver answered 410 Gone' if "
+            "reason == 'GONE' else 'its deliveries failed too many times in a row' }}. "
+            "Fix the receiver, then set is_active to true."
         ),
     }.items()
 }

@@ -2,9 +2,9 @@
 
 Each entry is the request a webhook receives for that type: `POST` of the payload
 `{id, type, occurred_at, data}`, `data` being the public model the change is announced with
-(api.notifications.service.announce). Only the app imports this module: it reads the domains'
-public models, which the rest of the outbox package must not know of.
-`webhook.test` is not a domain change and is left to the webhooks' own documentation.
+(api.notifications.service.announce), and the Standard Webhooks headers it is signed with. Only
+the app imports this module: it reads the domains' public models, which the rest of the outbox
+package must not know of. `webhook.test`, the ping of POST /webhooks/{id}/test, is listed too.
 """
 
 import inspect
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from api.events.models import Attendee, EventDeleted, EventPublic
 from api.outbox.models import DomainEventType
 from api.users.models import UserDeleted, UserRead
+from api.webhooks.models import WebhookTestData
 
 # The data of each domain-event type: the resource as its GET shows it after the change.
 DATA_MODELS: dict[DomainEventType, type[BaseModel]] = {
@@ -35,6 +36,7 @@ DATA_MODELS: dict[DomainEventType, type[BaseModel]] = {
     DomainEventType.USER_CREATED: UserRead,
     DomainEventType.USER_UPDATED: UserRead,
     DomainEventType.USER_DELETED: UserDeleted,
+    DomainEventType.WEBHOOK_TEST: WebhookTestData,
 }
 
 DESCRIPTIONS = {
@@ -59,6 +61,9 @@ DESCRIPTIONS = {
         "An account's profile, email, role, is_verified, is_active or is_professional changed."
     ),
     DomainEventType.USER_DELETED: "An account was deleted.",
+    DomainEventType.WEBHOOK_TEST: (
+        "The ping of POST /webhooks/{id}/test, sent to that webhook only, once."
+    ),
 }
 
 DELIVERY = (
@@ -67,6 +72,32 @@ DELIVERY = (
     "Delivered at least once: deduplicate on `webhook-id`. Within one resource a later change "
     "has a larger `id`."
 )
+
+HEADERS = [
+    {
+        "name": "webhook-id",
+        "in": "header",
+        "required": True,
+        "description": "The delivery's id, kept by its retries and replays: dedupe on it",
+        "schema": {"type": "string", "format": "uuid"},
+    },
+    {
+        "name": "webhook-timestamp",
+        "in": "header",
+        "required": True,
+        "description": "The attempt's time, Unix seconds",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "webhook-signature",
+        "in": "header",
+        "required": True,
+        "description": "`v1,` + base64 HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}` "
+        "keyed by the secret's decoded bytes; two, space-separated, new first, for 24 h after "
+        "a rotation. standardwebhooks' `Webhook(secret).verify` checks it.",
+        "schema": {"type": "string"},
+    },
+]
 
 ACKNOWLEDGED = (
     "Any 2xx within WEBHOOK_TIMEOUT_SECONDS acknowledges the delivery; anything else (a "
@@ -111,6 +142,7 @@ def document_domain_events(app: FastAPI) -> None:
             description=f"{description}\n\n{DELIVERY}",
             operation_id=f"webhook-{event_type.value}",
             tags=["webhooks"],
+            openapi_extra={"parameters": HEADERS},
         )
     build = app.openapi
 

@@ -22,8 +22,10 @@ from api.events.models import Event, Registration, RegistrationStatus
 from api.exports.service import SECTIONS
 from api.feeds.models import CalendarFeed
 from api.notifications.models import Notification, NotificationKind, NotificationPreference
+from api.outbox.models import DomainEventType
 from api.tokens.models import ApiToken, Scope
 from api.users.models import AccessToken, User, UserRole
+from api.webhooks.models import Webhook, new_secret
 from tests.factories import (
     api_token_headers,
     create_event,
@@ -71,6 +73,9 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("notification_preference", "user_id"): OWNER,
     ("api_token", "token_hash"): "a credential: the hash of an API token",
     ("api_token", "user_id"): OWNER,
+    ("webhook", "secret"): "a secret: the webhook's signing secret",
+    ("webhook", "previous_secret"): "a secret: the signing secret before the last rotation",
+    ("webhook", "previous_secret_expires_at"): "bookkeeping of the secret rotation",
     **{
         ("idempotency_key", column): "a replay cache of the user's own recent answers, kept "
         "IDEMPOTENCY_KEY_TTL_HOURS and removed with the account"
@@ -104,6 +109,7 @@ class Records:
     as_actor: AuditLog
     as_target: AuditLog
     api_token: ApiToken
+    webhook: Webhook
     other: User
     other_records: list[uuid.UUID]
 
@@ -180,6 +186,22 @@ async def records(session: AsyncSession) -> Records:
         before={"is_professional": False},
         after={"is_professional": True},
     )
+    webhook = Webhook(
+        owner_id=me.id,
+        url="https://hooks.example.com/mine",
+        description="Mine",
+        event_types=[DomainEventType.EVENT_PUBLISHED],
+        secret=new_secret(),
+        previous_secret=new_secret(),
+        previous_secret_expires_at=clock.now(),
+    )
+    other_admin_webhook = Webhook(
+        owner_id=admin.id,
+        url="https://hooks.example.com/admin",
+        event_types=[DomainEventType.USER_CREATED],
+        secret=new_secret(),
+    )
+    session.add_all([webhook, other_admin_webhook])
     await session.flush()
     api_token = (
         await session.scalars(select(ApiToken).where(col(ApiToken.user_id) == me.id))
@@ -198,6 +220,7 @@ async def records(session: AsyncSession) -> Records:
         as_actor=as_actor,
         as_target=as_target,
         api_token=api_token,
+        webhook=webhook,
         other=other,
         other_records=[
             other_event.id,
@@ -205,6 +228,7 @@ async def records(session: AsyncSession) -> Records:
             other_notification.id,
             about_other.id,
             other_token.id,
+            other_admin_webhook.id,
         ],
     )
 
@@ -293,7 +317,23 @@ class TestExport:
                 "last_used_at": None,
             }
         ]
-        assert (body["webhooks"], body["connections"]) == ([], [])
+        hook = mine.webhook
+        assert body["webhooks"] == [
+            {
+                "id": str(hook.id),
+                "owner_id": str(me.id),
+                "url": "https://hooks.example.com/mine",
+                "description": "Mine",
+                "event_types": ["event.published"],
+                "is_active": True,
+                "failure_count": 0,
+                "disabled_at": None,
+                "disabled_reason": None,
+                "created_at": body["webhooks"][0]["created_at"],
+                "updated_at": body["webhooks"][0]["updated_at"],
+            }
+        ]
+        assert body["connections"] == []
 
     async def test_no_secret_and_nothing_of_another_user(self, client, session):
         mine = await records(session)
@@ -307,6 +347,14 @@ class TestExport:
             *(await session.scalars(select(col(ApiToken.token_hash)))).all(),
             *(await session.scalars(select(col(CalendarFeed.token_hash)))).all(),
             *(await session.scalars(select(col(CalendarFeed.nonce)))).all(),
+            *(await session.scalars(select(col(Webhook.secret)))).all(),
+            *(
+                await session.scalars(
+                    select(col(Webhook.previous_secret)).where(
+                        col(Webhook.previous_secret).is_not(None)
+                    )
+                )
+            ).all(),
         ]
 
         response = await client.get(PATH, headers=mine.headers)
@@ -406,6 +454,7 @@ async def test_every_column_of_user_data_is_exported_or_exempt(client, session):
         "registration",
         "notification",
         "notification_preference",
+        "webhook",
     }
 
 
