@@ -157,8 +157,9 @@ async def reset_toggles(dsn: str, events: list[str]) -> None:
     try:
         ids = [uuid.UUID(e) for e in events]
         await connection.execute(
-            "UPDATE registration SET status = 'CANCELLED', cancelled_at = now()"
-            " WHERE event_id = ANY($1) AND status <> 'CANCELLED'",
+            # A check-in code is held by CONFIRMED registrations only (a CHECK says so).
+            "UPDATE registration SET status = 'CANCELLED', cancelled_at = now(),"
+            " checkin_code = NULL WHERE event_id = ANY($1) AND status <> 'CANCELLED'",
             ids,
         )
         await connection.execute(
