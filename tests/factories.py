@@ -2,15 +2,17 @@
 
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from api import clock
+from api.audit.models import AuditLog
 from api.events import checkin
 from api.events.models import Event, EventStatus, EventType, Registration, RegistrationStatus
 from api.mail import sender
@@ -227,6 +229,22 @@ async def delete_mail_to(session: AsyncSession, prefix: str) -> None:
     await session.execute(
         text("DELETE FROM pgqueuer_log WHERE job_id = ANY(:ids)"), {"ids": job_ids}
     )
+
+
+@asynccontextmanager
+async def committed_accounts(engine: AsyncEngine, name: str) -> AsyncIterator[str]:
+    """A unique lower-case email prefix for accounts a test commits (a real server must see
+    them); afterwards those accounts go, with their mail jobs and the audit entries they made."""
+    prefix = f"{name}-{uuid.uuid4().hex[:10]}-"
+    try:
+        yield prefix
+    finally:
+        async with AsyncSession(engine) as session:
+            await delete_mail_to(session, prefix)
+            ids = select(col(User.id)).where(func.lower(User.email).like(f"{prefix}%"))
+            await session.execute(delete(AuditLog).where(col(AuditLog.actor_id).in_(ids)))
+            await session.execute(delete(User).where(func.lower(User.email).like(f"{prefix}%")))
+            await session.commit()
 
 
 def event_view(event: Event) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import asyncio
 import random
 import statistics
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -19,14 +18,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from api import clock
 from api.mail.service import SEND_EMAIL, SUBJECTS, OutgoingMail
 from api.users.models import User, UserRole
-from tests.factories import DEFAULT_PASSWORD, create_user, delete_mail_to
+from tests.factories import DEFAULT_PASSWORD, committed_accounts, create_user
 from tests.leaks import LeakScanner
 from tests.support import ServerProcess, report_figure, run_server
 
@@ -78,13 +77,8 @@ def production_hash_server() -> Iterator[ServerProcess]:
 
 @pytest.fixture
 async def prefix(engine: AsyncEngine) -> AsyncIterator[str]:
-    """A unique lower-case email prefix; its accounts and their mail jobs are deleted afterwards."""
-    value = f"conc-{uuid.uuid4().hex[:10]}-"
-    yield value
-    async with AsyncSession(engine) as session:
-        await delete_mail_to(session, value)
-        await session.execute(delete(User).where(func.lower(User.email).like(f"{value}%")))
-        await session.commit()
+    async with committed_accounts(engine, "conc") as value:
+        yield value
 
 
 async def committed_user(engine: AsyncEngine, email: str) -> User:

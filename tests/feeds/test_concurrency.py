@@ -6,18 +6,17 @@ and is deleted (its feed with it) when the test ends.
 """
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from api.feeds.models import CalendarFeed
-from api.users.models import User, UserRole
-from tests.factories import create_user, token_headers
+from api.users.models import UserRole
+from tests.factories import committed_accounts, create_user, token_headers
 from tests.leaks import LeakScanner
 from tests.support import ServerProcess, run_server
 
@@ -32,11 +31,8 @@ def server() -> Iterator[ServerProcess]:
 
 @pytest.fixture
 async def prefix(engine: AsyncEngine) -> AsyncIterator[str]:
-    value = f"feeds-{uuid.uuid4().hex[:10]}-"
-    yield value
-    async with AsyncSession(engine) as session:
-        await session.execute(delete(User).where(func.lower(User.email).like(f"{value}%")))
-        await session.commit()
+    async with committed_accounts(engine, "feeds") as value:
+        yield value
 
 
 async def test_parallel_first_calls_make_one_feed(server: ServerProcess, engine, prefix):

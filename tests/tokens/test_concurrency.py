@@ -5,21 +5,19 @@ and is deleted (its tokens and audit entries with it) when the test ends.
 """
 
 import asyncio
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
-from api.audit.models import AuditLog
 from api.tokens.models import ApiToken, Scope
 from api.tokens.service import MAX_TOKENS_PER_USER
-from api.users.models import User, UserRole
-from tests.factories import api_token_headers, create_user, token_headers
+from api.users.models import UserRole
+from tests.factories import api_token_headers, committed_accounts, create_user, token_headers
 from tests.leaks import LeakScanner
 from tests.support import ServerProcess, run_server
 
@@ -35,13 +33,8 @@ def server() -> Iterator[ServerProcess]:
 
 @pytest.fixture
 async def prefix(engine: AsyncEngine) -> AsyncIterator[str]:
-    value = f"tokens-{uuid.uuid4().hex[:10]}-"
-    yield value
-    async with AsyncSession(engine) as session:
-        ids = select(col(User.id)).where(func.lower(User.email).like(f"{value}%"))
-        await session.execute(delete(AuditLog).where(col(AuditLog.actor_id).in_(ids)))
-        await session.execute(delete(User).where(func.lower(User.email).like(f"{value}%")))
-        await session.commit()
+    async with committed_accounts(engine, "tokens") as value:
+        yield value
 
 
 async def test_parallel_creations_stop_at_the_limit(server: ServerProcess, engine, prefix):
