@@ -25,8 +25,8 @@ from sqlmodel import SQLModel, col
 
 from api import clock
 from api.db import create_engine
-from api.events import checkin
 from api.events.models import Event, EventStatus, EventType, Registration, RegistrationStatus
+from api.registrations import checkin
 from api.users.models import User, UserRole
 from api.users.passwords import password_helper
 
@@ -463,7 +463,7 @@ def _events(
                 leavers=0.0 if row["cancelled_at"] else 0.08,
             )
             if row["cancelled_at"]:
-                # Cancelling an event releases every registration (api.events.service).
+                # Cancelling an event releases every registration (api.registrations.service).
                 for registration in line:
                     registration.update(
                         status=RegistrationStatus.CANCELLED,

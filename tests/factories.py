@@ -13,10 +13,10 @@ from sqlmodel import col
 
 from api import clock
 from api.audit.models import AuditLog
-from api.events import checkin
 from api.events.models import Event, EventStatus, EventType, Registration, RegistrationStatus
 from api.mail import sender
 from api.mail.service import SEND_EMAIL, OutgoingMail
+from api.registrations import checkin
 from api.tokens.models import (
     SHOWN_PREFIX_LENGTH,
     ApiToken,

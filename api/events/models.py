@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from api import clock
-from api.events.checkin import LENGTH as CHECKIN_CODE_LENGTH
+from api.registrations.checkin import LENGTH as CHECKIN_CODE_LENGTH
 from api.users.models import UserPublic
 
 TIMESTAMP = sa.DateTime(timezone=True)
@@ -211,7 +211,8 @@ class Event(EventBase, table=True):
     )
     review_feedback: str | None = Field(default=None, max_length=2000)
     cancellation_reason: str | None = Field(default=None, max_length=2000)
-    # Kept in step with the registrations under the event's row lock (see api.events.service).
+    # Kept in step with the registrations under the event's row lock
+    # (see api.registrations.service).
     registered_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     waitlist_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(default_factory=clock.current_time, sa_type=TIMESTAMP)

@@ -14,11 +14,11 @@ from sqlmodel import SQLModel, col
 
 from api import clock
 from api.audit.models import AuditLog, AuditLogPublic
-from api.events import service as event_service
 from api.events.models import Event, EventPublic, OwnRegistration
 from api.exports.models import ExportedPreference, PersonalDataExport
 from api.notifications import service as notification_service
 from api.notifications.models import Notification, NotificationPublic
+from api.registrations import queries as registration_queries
 from api.tokens import service as token_service
 from api.tokens.models import ApiTokenPublic
 from api.users.models import User, UserRead
@@ -35,7 +35,7 @@ class Section:
 
 
 async def _registrations(session: AsyncSession, user: User) -> list[OwnRegistration]:
-    rows = await session.execute(event_service.user_registrations_query(user.id))
+    rows = await session.execute(registration_queries.user_registrations_query(user.id))
     return [
         OwnRegistration.model_validate(
             registration,

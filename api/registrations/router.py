@@ -1,6 +1,6 @@
 """Registrations: taking and giving up a seat, the attendee list, check-in (by registration or
 by check-in code), the caller's own registrations and their tickets. The rules are in
-api/events/service.py."""
+api/registrations/service.py, the reads in api/registrations/queries.py."""
 
 import csv
 import io
@@ -12,7 +12,6 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.db import SessionDep
 from api.errors import Forbidden, Unauthorized, error_responses
-from api.events import checkin
 from api.events import service as event_service
 from api.events.dependencies import OWNER_ERRORS, StaffedEventDep
 from api.events.models import (
@@ -25,6 +24,9 @@ from api.events.models import (
     RegistrationStatus,
 )
 from api.pagination import Page, PageParamsDep
+from api.registrations import checkin
+from api.registrations import queries as registration_queries
+from api.registrations import service as registration_service
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
 from api.users.auth import CurrentUser, VerifiedUser
@@ -67,8 +69,8 @@ def _own_registration(registration: Any, event: Any, position: int | None) -> Ow
         Unauthorized,
         Forbidden,
         event_service.EventNotFound,
-        event_service.AlreadyRegistered,
-        event_service.EventNotOpen,
+        registration_service.AlreadyRegistered,
+        registration_service.EventNotOpen,
     ),
     openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
 )
@@ -77,7 +79,7 @@ async def register_for_event(
 ) -> RegistrationOwnerView:
     """Take a seat, or a place on the waitlist when the event is full (verified users); a seat
     comes with its check-in code."""
-    registration, position = await event_service.register_for_event(
+    registration, position = await registration_service.register_for_event(
         session, user=user, event_id=event_id
     )
     return RegistrationOwnerView.model_validate(
@@ -89,7 +91,7 @@ async def register_for_event(
     "/{event_id}/registrations/me",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(
-        Unauthorized, event_service.EventNotFound, event_service.RegistrationNotFound
+        Unauthorized, event_service.EventNotFound, registration_service.RegistrationNotFound
     ),
     openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
 )
@@ -97,7 +99,7 @@ async def unregister_from_event(
     event_id: uuid.UUID, user: CurrentUser, session: SessionDep
 ) -> Response:
     """Give up one's registration; the first on the waitlist takes the freed seat."""
-    await event_service.unregister_from_event(session, user=user, event_id=event_id)
+    await registration_service.unregister_from_event(session, user=user, event_id=event_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -152,7 +154,9 @@ async def list_event_registrations(
     """The attendee list (creator, managers, admins): confirmed first, then the waitlist in
     order. With `Accept: text/csv`, every matching registration as CSV (no paging)."""
     if "text/csv" in request.headers.get("accept", ""):
-        rows = await event_service.all_attendees(session, event=event, status=registration_status)
+        rows = await registration_queries.all_attendees(
+            session, event=event, status=registration_status
+        )
         return Response(
             _attendees_csv(rows),
             media_type="text/csv",
@@ -160,7 +164,7 @@ async def list_event_registrations(
                 "Content-Disposition": f'attachment; filename="event-{event.id}-registrations.csv"'
             },
         )
-    rows, total = await event_service.list_attendees(
+    rows, total = await registration_queries.list_attendees(
         session, event=event, params=params, status=registration_status
     )
     return Page[Attendee].build(
@@ -173,9 +177,9 @@ async def list_event_registrations(
     response_model=RegistrationPublic,
     responses=error_responses(
         *OWNER_ERRORS,
-        event_service.RegistrationNotFound,
-        event_service.AlreadyCheckedIn,
-        event_service.NotConfirmed,
+        registration_service.RegistrationNotFound,
+        registration_service.AlreadyCheckedIn,
+        registration_service.NotConfirmed,
     ),
     openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
 )
@@ -183,7 +187,7 @@ async def check_in_registration(
     registration_id: uuid.UUID, event: StaffedEventDep, session: SessionDep
 ) -> RegistrationPublic:
     """Mark a confirmed attendee as arrived (creator, managers, admins)."""
-    registration = await event_service.check_in(
+    registration = await registration_service.check_in(
         session, event=event, registration_id=registration_id
     )
     return _registration(registration, None)
@@ -194,9 +198,9 @@ async def check_in_registration(
     response_model=Attendee,
     responses=error_responses(
         *OWNER_ERRORS,
-        event_service.CheckinCodeNotFound,
-        event_service.AlreadyCheckedIn,
-        event_service.NotConfirmed,
+        registration_service.CheckinCodeNotFound,
+        registration_service.AlreadyCheckedIn,
+        registration_service.NotConfirmed,
     ),
     openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
 )
@@ -205,7 +209,7 @@ async def check_in_by_code(
 ) -> Attendee:
     """Mark the holder of a check-in code as arrived (creator, managers, admins); the code may be
     typed in any case, with spaces or hyphens, O for 0 and I or L for 1."""
-    registration, registrant = await event_service.check_in_by_code(
+    registration, registrant = await registration_service.check_in_by_code(
         session, event=event, code=check_in_in.code
     )
     return _attendee(registration, registrant, None)
@@ -221,7 +225,9 @@ async def list_my_registrations(
     user: CurrentUser, session: SessionDep, params: PageParamsDep, request: Request
 ) -> Page[OwnRegistration]:
     """The caller's registrations, newest first, each with its event and place in line."""
-    rows, total = await event_service.list_user_registrations(session, user=user, params=params)
+    rows, total = await registration_queries.list_user_registrations(
+        session, user=user, params=params
+    )
     items = [_own_registration(*row) for row in rows]
     return Page[OwnRegistration].build(items, total=total, params=params, request=request)
 
@@ -229,14 +235,14 @@ async def list_my_registrations(
 @me_router.get(
     "/registrations/{registration_id}",
     response_model=OwnRegistration,
-    responses=error_responses(Unauthorized, event_service.RegistrationNotFound),
+    responses=error_responses(Unauthorized, registration_service.RegistrationNotFound),
     openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
 )
 async def get_my_registration(
     registration_id: uuid.UUID, user: CurrentUser, session: SessionDep
 ) -> OwnRegistration:
     """One of the caller's registrations, with its event, place in line and check-in code."""
-    row = await event_service.get_user_registration(
+    row = await registration_queries.get_user_registration(
         session, user=user, registration_id=registration_id
     )
     return _own_registration(*row)
@@ -248,7 +254,9 @@ async def get_my_registration(
     responses={
         200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
         **error_responses(
-            Unauthorized, event_service.RegistrationNotFound, event_service.NotConfirmed
+            Unauthorized,
+            registration_service.RegistrationNotFound,
+            registration_service.NotConfirmed,
         ),
     },
     openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
@@ -257,7 +265,9 @@ async def get_my_ticket(
     registration_id: uuid.UUID, user: CurrentUser, session: SessionDep
 ) -> Response:
     """The ticket of a confirmed registration: a QR code holding its check-in code."""
-    code = await event_service.get_ticket_code(session, user=user, registration_id=registration_id)
+    code = await registration_queries.get_ticket_code(
+        session, user=user, registration_id=registration_id
+    )
     # A few milliseconds of CPU: drawn off the event loop, which other requests share.
     png = await run_in_threadpool(checkin.ticket_png, code)
     return Response(

@@ -25,10 +25,10 @@ from api.audit import service as audit_service
 from api.config import settings
 from api.db import SessionDep
 from api.errors import AppError
-from api.events import service as event_service
 from api.mail.service import enqueue_email
 from api.notifications.models import NotificationKind
 from api.notifications.service import notify
+from api.registrations import service as registration_service
 from api.users.models import AccessToken, User, UserRole, hash_token
 from api.users.passwords import ThreadedPasswordHelper, password_helper, password_problem
 from api.users.service import (
@@ -377,7 +377,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
 
     async def on_before_delete(self, user: User, request: Request | None = None) -> None:
         await ensure_not_last_admin(self.session, user, becoming=None)
-        await event_service.release_user_registrations(self.session, user=user)
+        await registration_service.release_user_registrations(self.session, user=user)
         await audit_service.redact_user(self.session, user.id)
 
     async def on_after_delete(self, user: User, request: Request | None = None) -> None:

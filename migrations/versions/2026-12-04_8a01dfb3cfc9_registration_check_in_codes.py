@@ -21,7 +21,7 @@ down_revision: str | None = "e9edd64bf8df"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# As api.events.checkin (a revision keeps its own copy: the application may change later).
+# As api.registrations.checkin (a revision keeps its own copy: the application may change later).
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 BATCH = 1000
 

@@ -22,6 +22,7 @@ from sqlmodel import col
 from api.events import service as event_service
 from api.events.models import Event, EventStatus, Registration, RegistrationStatus
 from api.mail.service import SEND_EMAIL, SUBJECTS, OutgoingMail
+from api.registrations import service as registration_service
 from api.users.models import User, UserRole
 from tests.factories import create_event, create_user, delete_mail_to, register, token_headers
 from tests.leaks import LeakScanner
@@ -414,11 +415,13 @@ class TestRegistrationWaitingForTheEventLock:
             )
             pid = await backend_pid(registrant)
             registering = asyncio.create_task(
-                event_service.register_for_event(registrant, user=late.user, event_id=event.id)
+                registration_service.register_for_event(
+                    registrant, user=late.user, event_id=event.id
+                )
             )
             await blocked_on_a_lock(engine, pid)
             await canceller.commit()
-            with pytest.raises(event_service.EventNotOpen) as refused:
+            with pytest.raises(registration_service.EventNotOpen) as refused:
                 await registering
             assert refused.value.reason == "The event is CANCELLED, not open for registration"
             await registrant.rollback()
@@ -444,17 +447,19 @@ class TestRegistrationWaitingForTheEventLock:
             AsyncSession(engine, expire_on_commit=False) as first,
             AsyncSession(engine, expire_on_commit=False) as second,
         ):
-            registration, position = await event_service.register_for_event(
+            registration, position = await registration_service.register_for_event(
                 first, user=account.user, event_id=event.id
             )
             assert (registration.status, position) == (CONFIRMED, None)
             pid = await backend_pid(second)
             again = asyncio.create_task(
-                event_service.register_for_event(second, user=account.user, event_id=event.id)
+                registration_service.register_for_event(
+                    second, user=account.user, event_id=event.id
+                )
             )
             await blocked_on_a_lock(engine, pid)
             await first.commit()
-            with pytest.raises(event_service.AlreadyRegistered):
+            with pytest.raises(registration_service.AlreadyRegistered):
                 await again
             # Before its rollback: the refused insert moved no counter in its own transaction.
             counters = await second.execute(

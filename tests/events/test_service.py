@@ -16,6 +16,7 @@ import api.clock
 from api.audit.models import AuditAction, AuditLog
 from api.events import service as event_service
 from api.events.models import Event, EventStatus, Registration, RegistrationStatus
+from api.registrations import service as registration_service
 from api.users.models import User
 from tests.factories import create_event, create_user, queued_mail, register
 
@@ -214,7 +215,7 @@ class TestPromotion:
         started = event.starts_at + timedelta(minutes=5)
         monkeypatch.setattr(api.clock, "now", lambda: started)
 
-        await event_service.unregister_from_event(session, user=first, event_id=event.id)
+        await registration_service.unregister_from_event(session, user=first, event_id=event.id)
 
         saved = await db_event(session, event.id)
         assert (saved.registered_count, saved.waitlist_count) == (0, 1)
@@ -230,7 +231,7 @@ class TestPromotion:
         for user in users:
             await register(session, event, user)
 
-        await event_service.unregister_from_event(session, user=users[0], event_id=event.id)
+        await registration_service.unregister_from_event(session, user=users[0], event_id=event.id)
 
         saved = await db_event(session, event.id)
         assert (saved.registered_count, saved.waitlist_count) == (1, 1)

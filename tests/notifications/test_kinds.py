@@ -14,7 +14,7 @@ from sqlmodel import col
 
 from api import clock
 from api.config import settings
-from api.events import service as event_service
+from api.events import notices as event_notices
 from api.events.models import Event, EventStatus, RegistrationStatus
 from api.notifications.models import Notification, NotificationKind
 from api.users.models import User, UserRole
@@ -431,7 +431,7 @@ class TestEventReminder:
         waiting = await create_user(session)
         await register(session, event, waiting, RegistrationStatus.WAITLISTED)
 
-        assert await event_service.send_due_reminders(session) == 1
+        assert await event_notices.send_due_reminders(session) == 1
 
         subject = f"Reminder: {TITLE} starts within 24 hours"
         assert await inbox(session, user) == [

@@ -20,7 +20,7 @@ from sqlmodel import col
 import api.clock
 from api import worker
 from api.events.models import Event, EventStatus, RegistrationStatus
-from api.events.service import send_due_reminders
+from api.events.notices import send_due_reminders
 from api.mail.service import SEND_EMAIL
 from api.notifications.models import Notification, NotificationKind
 from api.users.models import User, UserRole

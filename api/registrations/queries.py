@@ -1,0 +1,108 @@
+"""Reading registrations: an event's attendee list (a page, or every row for the CSV), and the
+caller's own registrations with their events, places in line and check-in codes."""
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from api.events.models import ACTIVE_REGISTRATION, Event, Registration, RegistrationStatus
+from api.pagination import PageParams, Total, paginate_rows
+from api.registrations.service import NotConfirmed, RegistrationNotFound
+from api.users.models import User
+
+
+def _positions(*conditions: Any) -> Any:
+    """Each waitlisted registration's place in its event's line."""
+    return (
+        select(
+            col(Registration.id).label("id"),
+            func.row_number()
+            .over(partition_by=col(Registration.event_id), order_by=col(Registration.seq))
+            .label("position"),
+        )
+        .where(col(Registration.status) == RegistrationStatus.WAITLISTED, *conditions)
+        .subquery()
+    )
+
+
+def attendees_query(event: Event, status: RegistrationStatus | None) -> Select[Any]:
+    """Confirmed first, then the waitlist in order; live registrations unless `status` says."""
+    positions = _positions(col(Registration.event_id) == event.id)
+    statement = (
+        select(Registration, User, positions.c.position)
+        .join(User, col(User.id) == col(Registration.user_id))
+        .outerjoin(positions, positions.c.id == col(Registration.id))
+        .where(col(Registration.event_id) == event.id)
+    )
+    if status is None:
+        statement = statement.where(col(Registration.status).in_(ACTIVE_REGISTRATION))
+    else:
+        statement = statement.where(col(Registration.status) == status)
+    return statement.order_by(col(Registration.status), col(Registration.seq))
+
+
+async def list_attendees(
+    session: AsyncSession,
+    *,
+    event: Event,
+    params: PageParams,
+    status: RegistrationStatus | None = None,
+) -> tuple[Sequence[Any], Total]:
+    return await paginate_rows(session, attendees_query(event, status), params)
+
+
+async def all_attendees(
+    session: AsyncSession, *, event: Event, status: RegistrationStatus | None = None
+) -> Sequence[Any]:
+    return (await session.execute(attendees_query(event, status))).all()
+
+
+def user_registrations_query(user_id: uuid.UUID) -> Select[Any]:
+    """Rows (registration, event, place in line) of the user's registrations, newest first."""
+    own_events = select(col(Registration.event_id)).where(col(Registration.user_id) == user_id)
+    positions = _positions(col(Registration.event_id).in_(own_events))
+    return (
+        select(Registration, Event, positions.c.position)
+        .join(Event, col(Event.id) == col(Registration.event_id))
+        .outerjoin(positions, positions.c.id == col(Registration.id))
+        .where(col(Registration.user_id) == user_id)
+        .order_by(col(Registration.created_at).desc(), col(Registration.seq).desc())
+    )
+
+
+async def get_user_registration(
+    session: AsyncSession, *, user: User, registration_id: uuid.UUID
+) -> tuple[Registration, Event, int | None]:
+    """One of the user's registrations with its event and place in line; another's is 404."""
+    statement = user_registrations_query(user.id).where(col(Registration.id) == registration_id)
+    row = (await session.execute(statement)).first()
+    if row is None:
+        raise RegistrationNotFound()
+    registration, event, position = row
+    return registration, event, position
+
+
+async def get_ticket_code(session: AsyncSession, *, user: User, registration_id: uuid.UUID) -> str:
+    """The check-in code of one of the user's registrations: 404 for another's, 409 unless
+    CONFIRMED."""
+    registration = await session.scalar(
+        select(Registration).where(
+            col(Registration.id) == registration_id, col(Registration.user_id) == user.id
+        )
+    )
+    if registration is None:
+        raise RegistrationNotFound()
+    if registration.status is not RegistrationStatus.CONFIRMED or not registration.checkin_code:
+        raise NotConfirmed(reason=f"The registration is {registration.status}")
+    return registration.checkin_code
+
+
+async def list_user_registrations(
+    session: AsyncSession, *, user: User, params: PageParams
+) -> tuple[Sequence[Any], Total]:
+    """The user's registrations, newest first, each with its event and place in line."""
+    return await paginate_rows(session, user_registrations_query(user.id), params)
