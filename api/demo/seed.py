@@ -9,22 +9,32 @@ the counters on each event are the counts of its rows.
 
 import itertools
 import random
-import re
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from faker import Faker
-from rich.table import Table
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
 from api import clock
 from api.db import create_engine
+from api.demo.lines import registration_line
+from api.demo.texts import (
+    CANCELLATION_REASONS,
+    DURATIONS_MINUTES,
+    FEEDBACK,
+    REQUIREMENTS,
+    TIMEZONES,
+    TYPE_TAGS,
+    Pools,
+    slug,
+    title,
+)
 from api.events.models import Event, EventStatus, EventType, Registration, RegistrationStatus
 from api.registrations import checkin
 from api.users.models import User, UserRole
@@ -49,65 +59,6 @@ STATUS_WEIGHTS = {
     EventStatus.REJECTED: 8,
     EventStatus.CANCELLED: 10,
 }
-TYPE_TAGS = {
-    EventType.COMPANY_TOUR: ("career", "startups", "networking", "cloud"),
-    EventType.MOCK_INTERVIEW: ("interviews", "career", "cv", "backend", "frontend", "data"),
-    EventType.GUEST_LECTURE: ("ai", "cloud", "security", "data", "career"),
-    EventType.WORKSHOP: ("python", "backend", "frontend", "devops", "design", "mobile", "cv"),
-    EventType.NETWORKING: ("networking", "startups", "students", "career"),
-    EventType.OTHER: ("students", "career", "startups", "ai", "networking"),
-}
-TRACKS = (
-    "backend engineering",
-    "frontend engineering",
-    "data science",
-    "product management",
-    "site reliability",
-    "mobile development",
-    "UX design",
-    "machine learning",
-)
-TOPICS = (
-    "Scaling PostgreSQL to millions of users",
-    "What recruiters look for in a junior developer",
-    "Security mistakes we all make",
-    "From academia to industry",
-    "Building accessible web applications",
-    "Large language models in production",
-    "The economics of cloud computing",
-    "Open source as a career path",
-)
-SKILLS = (
-    "Writing a CV that gets read",
-    "Git beyond the basics",
-    "Your first Kubernetes cluster",
-    "Negotiating your first offer",
-    "Testing with pytest",
-    "System design fundamentals",
-    "Personal branding on LinkedIn",
-    "Docker for developers",
-)
-REQUIREMENTS = (
-    "Bring a laptop with Python 3.11 or later installed.",
-    "Student or alumni ID required at the entrance.",
-    "Bring a printed copy of your CV.",
-    "Photo ID required by the host's security desk.",
-    "Basic Git knowledge.",
-)
-FEEDBACK = (
-    "Please add the agenda and the speaker's background.",
-    "The date clashes with the career fair; please move it.",
-    "Say what attendees will learn; the description reads like an advert.",
-    "Please give the exact room or an online link.",
-)
-CANCELLATION_REASONS = (
-    "The speaker fell ill.",
-    "The venue is no longer available.",
-    "Too few registrations.",
-    None,
-)
-TIMEZONES = ("UTC", "Europe/Berlin", "Europe/London", "America/New_York", "Asia/Singapore")
-DURATIONS_MINUTES = (60, 90, 120, 180, 240)
 
 
 @dataclass(frozen=True)
@@ -123,39 +74,6 @@ class SeedSummary:
     password: str = DEMO_PASSWORD
 
 
-@dataclass
-class _Pools:
-    """Faker output drawn once and reused: Faker is far slower than random.choice."""
-
-    companies: list[str]
-    cities: list[str]
-    addresses: list[str]
-    paragraphs: list[str]
-    phrases: list[str]
-    speakers: list[str]
-    first_names: list[str]
-    last_names: list[str]
-    jobs: list[str]
-
-    @classmethod
-    def draw(cls, fake: Faker, size: int = 200) -> "_Pools":
-        return cls(
-            companies=[fake.company() for _ in range(size)],
-            cities=[fake.city() for _ in range(size)],
-            addresses=[f"{fake.street_address()}, {fake.city()}" for _ in range(size)],
-            paragraphs=[fake.paragraph(nb_sentences=4) for _ in range(size)],
-            phrases=[fake.catch_phrase() for _ in range(size)],
-            speakers=[fake.name() for _ in range(size)],
-            first_names=[fake.first_name() for _ in range(2 * size)],
-            last_names=[fake.last_name() for _ in range(2 * size)],
-            jobs=[fake.job() for _ in range(size)],
-        )
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", text.lower()) or "user"
-
-
 async def _insert(
     session: AsyncSession, model: type[SQLModel], rows: Sequence[dict[str, Any]]
 ) -> None:
@@ -167,7 +85,7 @@ async def _insert(
 
 def _people(
     rng: random.Random,
-    pools: _Pools,
+    pools: Pools,
     *,
     role: UserRole,
     count: int,
@@ -179,7 +97,7 @@ def _people(
     rows = []
     for number in range(first_number, first_number + count):
         first, last = rng.choice(pools.first_names), rng.choice(pools.last_names)
-        handle = f"{_slug(first)}.{_slug(last)}"
+        handle = f"{slug(first)}.{slug(last)}"
         suffix = f"{run}{number}"
         created_at = now - timedelta(days=rng.uniform(1, 365))
         professional = role is UserRole.MANAGER or rng.random() < 0.3
@@ -200,18 +118,18 @@ def _people(
                 "id": uuid.uuid4(),
                 "email": f"{handle}.{suffix}@{EMAIL_DOMAIN}",
                 "hashed_password": hashed_password,
-                "nickname": f"{_slug(first)[:12]}_{suffix}",
+                "nickname": f"{slug(first)[:12]}_{suffix}",
                 "first_name": first,
                 "last_name": last,
                 "bio": bio,
                 "profile_picture_url": None,
                 "linkedin_profile_url": (
-                    f"https://www.linkedin.com/in/{_slug(first)}-{_slug(last)}-{suffix}"
+                    f"https://www.linkedin.com/in/{slug(first)}-{slug(last)}-{suffix}"
                     if rng.random() < 0.5
                     else None
                 ),
                 "github_profile_url": (
-                    f"https://github.com/{(_slug(first) + _slug(last))[:30]}{number}"
+                    f"https://github.com/{(slug(first) + slug(last))[:30]}{number}"
                     if rng.random() < 0.3
                     else None
                 ),
@@ -267,92 +185,9 @@ async def _admin(
     return admin_id, True
 
 
-def _title(rng: random.Random, pools: _Pools, event_type: EventType) -> str:
-    company, city = rng.choice(pools.companies), rng.choice(pools.cities)
-    match event_type:
-        case EventType.COMPANY_TOUR:
-            return f"Company tour: {company}"
-        case EventType.MOCK_INTERVIEW:
-            return f"Mock interviews: {rng.choice(TRACKS)}"
-        case EventType.GUEST_LECTURE:
-            return f"Guest lecture: {rng.choice(TOPICS)}, with {rng.choice(pools.speakers)}"
-        case EventType.WORKSHOP:
-            return f"Workshop: {rng.choice(SKILLS)}"
-        case EventType.NETWORKING:
-            return rng.choice(
-                (
-                    f"Networking evening at {company}",
-                    f"{city} tech meetup",
-                    f"Alumni drinks: {city}",
-                )
-            )
-        case _:
-            return rng.choice(
-                (
-                    f"Career fair {city}",
-                    f"Hackathon: {rng.choice(pools.phrases)}",
-                    f"Open day at {company}",
-                )
-            )
-
-
-def _line(
-    rng: random.Random,
-    *,
-    event_id: uuid.UUID,
-    capacity: int | None,
-    applicants: list[uuid.UUID],
-    opened: datetime,
-    closed: datetime,
-    leavers: float,
-) -> list[dict[str, Any]]:
-    """Registrations for one event, simulated in arrival order under the service's rules.
-
-    Everyone arrives between `opened` and `closed`; afterwards some leave, and each seat they
-    free goes to the head of the waitlist, as DELETE /registrations/me does.
-    """
-    span = (closed - opened).total_seconds()
-    arrivals = sorted(opened + timedelta(seconds=rng.uniform(0, span)) for _ in applicants)
-    rows: list[dict[str, Any]] = []
-    waitlist: deque[dict[str, Any]] = deque()
-    confirmed = 0
-    for user_id, at in zip(applicants, arrivals, strict=True):
-        seat = capacity is None or confirmed < capacity
-        row = {
-            "id": uuid.uuid4(),
-            "event_id": event_id,
-            "user_id": user_id,
-            "status": RegistrationStatus.CONFIRMED if seat else RegistrationStatus.WAITLISTED,
-            "created_at": at,
-            "updated_at": at,
-            "promoted_at": None,
-            "checked_in_at": None,
-            "cancelled_at": None,
-            "confirmed_at": at if seat else None,
-        }
-        rows.append(row)
-        if seat:
-            confirmed += 1
-        else:
-            waitlist.append(row)
-    at = arrivals[-1] if arrivals else opened
-    for row in [r for r in rows if rng.random() < leavers]:
-        at += (closed - at) * rng.uniform(0.05, 0.3)
-        was = row["status"]
-        row.update(status=RegistrationStatus.CANCELLED, cancelled_at=at, updated_at=at)
-        if was is RegistrationStatus.WAITLISTED:
-            waitlist.remove(row)
-        elif waitlist:
-            head = waitlist.popleft()
-            head.update(
-                status=RegistrationStatus.CONFIRMED, promoted_at=at, confirmed_at=at, updated_at=at
-            )
-    return rows
-
-
 def _events(
     rng: random.Random,
-    pools: _Pools,
+    pools: Pools,
     *,
     first_index: int,
     count: int,
@@ -402,7 +237,7 @@ def _events(
         event_id = uuid.uuid4()
         row: dict[str, Any] = {
             "id": event_id,
-            "title": _title(rng, pools, event_type),
+            "title": title(rng, pools, event_type),
             "description": rng.choice(pools.paragraphs),
             "event_type": event_type,
             "starts_at": starts_at,
@@ -453,7 +288,7 @@ def _events(
             else:
                 wanted = min(int((capacity or 25) * rng.uniform(0.2, 1.3)), MAX_APPLICANTS)
             applicants = rng.sample(attendees, k=min(wanted, len(attendees)))
-            line = _line(
+            line = registration_line(
                 rng,
                 event_id=event_id,
                 capacity=capacity,
@@ -507,7 +342,7 @@ async def seed(
     run = uuid.uuid4().hex[:6]
     # One hash for every account: hashing is deliberately slow.
     hashed = await password_helper.hash_async(DEMO_PASSWORD)
-    pools = _Pools.draw(fake)
+    pools = Pools.draw(fake)
     people = _people(
         rng,
         pools,
@@ -601,20 +436,3 @@ async def seed_database(
             )
     finally:
         await engine.dispose()
-
-
-def summary_table(summary: SeedSummary) -> Table:
-    table = Table(title="Demo data added", show_header=True)
-    table.add_column("What")
-    table.add_column("Count / value", justify="right")
-    table.add_row("Users (verified)", str(summary.users))
-    table.add_row("Managers", str(summary.managers))
-    table.add_row(
-        "Admin", f"{summary.admin_email} ({'created' if summary.admin_created else 'existing'})"
-    )
-    for status, count in summary.events.items():
-        table.add_row(f"Events {status.value}", str(count))
-    for reg_status, count in summary.registrations.items():
-        table.add_row(f"Registrations {reg_status.value}", str(count))
-    table.add_row("Password of the new accounts", summary.password)
-    return table
