@@ -11,10 +11,15 @@ from fastapi import Request, Response, status
 from pydantic import BaseModel
 
 
+def _tag(body: bytes) -> str:
+    """The strong ETag of a body: the one place a tag is computed."""
+    return f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+
+
 def tagged_body(model: BaseModel) -> tuple[bytes, str]:
-    """The JSON body of `model` and its strong ETag: the one place the tag is computed."""
+    """The JSON body of `model` and its strong ETag."""
     body = model.model_dump_json().encode()
-    return body, f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+    return body, _tag(body)
 
 
 def etag_of(model: BaseModel) -> str:
@@ -47,12 +52,19 @@ def if_match_allows(if_match: str, tag: str) -> bool:
     )
 
 
+def _conditional(
+    request: Request, body: bytes, *, media_type: str, headers: dict[str, str]
+) -> Response:
+    """200 with `body`, or 304 when If-None-Match holds its tag (headers["ETag"]) already."""
+    if _matches(request.headers.get("if-none-match", ""), headers["ETag"]):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
+
+
 def json_with_etag(request: Request, model: BaseModel) -> Response:
     """200 with the body and its ETag, or 304 when If-None-Match holds that tag already."""
     body, tag = tagged_body(model)
-    if _matches(request.headers.get("if-none-match", ""), tag):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=_headers(tag))
-    return Response(body, media_type="application/json", headers=_headers(tag))
+    return _conditional(request, body, media_type="application/json", headers=_headers(tag))
 
 
 def tagged_json(model: BaseModel, status_code: int = status.HTTP_200_OK) -> Response:
@@ -69,8 +81,5 @@ def body_with_etag(
     """200 with a body that is not JSON (a calendar) and its strong ETag, or 304 when
     If-None-Match holds that tag already. No `Vary: Authorization`: for a body that does not
     depend on the caller."""
-    tag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
-    headers = {"ETag": tag, "Cache-Control": cache_control}
-    if _matches(request.headers.get("if-none-match", ""), tag):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    return Response(body, media_type=media_type, headers=headers)
+    headers = {"ETag": _tag(body), "Cache-Control": cache_control}
+    return _conditional(request, body, media_type=media_type, headers=headers)
