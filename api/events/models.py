@@ -371,6 +371,14 @@ class OwnRegistration(RegistrationOwnerView):
 
     event: EventPublic
 
+    @classmethod
+    def of(cls, registration: Any, event: Any, position: int | None) -> Self:
+        """From a row of the user's registrations: the registration, its event, its place."""
+        return cls.model_validate(
+            registration,
+            update={"waitlist_position": position, "event": EventPublic.model_validate(event)},
+        )
+
 
 class EventDeleted(SQLModel):
     """The data of an `event.deleted` domain event: the event is gone, only its ids remain."""

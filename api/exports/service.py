@@ -36,13 +36,7 @@ class Section:
 
 async def _registrations(session: AsyncSession, user: User) -> list[OwnRegistration]:
     rows = await session.execute(registration_queries.user_registrations_query(user.id))
-    return [
-        OwnRegistration.model_validate(
-            registration,
-            update={"waitlist_position": position, "event": EventPublic.model_validate(event)},
-        )
-        for registration, event, position in rows
-    ]
+    return [OwnRegistration.of(*row) for row in rows]
 
 
 async def _events_created(session: AsyncSession, user: User) -> list[EventPublic]:

@@ -17,7 +17,6 @@ from api.events.dependencies import OWNER_ERRORS, StaffedEventDep
 from api.events.models import (
     Attendee,
     CheckInByCode,
-    EventPublic,
     OwnRegistration,
     RegistrationOwnerView,
     RegistrationPublic,
@@ -30,7 +29,6 @@ from api.registrations import service as registration_service
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
 from api.users.auth import CurrentUser, VerifiedUser
-from api.users.models import UserPublic
 
 # The same tags as before the move: operation ids (`<tag>-<handler>`) stay as they were.
 router = APIRouter(prefix="/events", tags=["events"])
@@ -52,13 +50,6 @@ CSV_COLUMNS = (
 
 def _registration(registration: Any, position: int | None) -> RegistrationPublic:
     return RegistrationPublic.model_validate(registration, update={"waitlist_position": position})
-
-
-def _own_registration(registration: Any, event: Any, position: int | None) -> OwnRegistration:
-    return OwnRegistration.model_validate(
-        registration,
-        update={"waitlist_position": position, "event": EventPublic.model_validate(event)},
-    )
 
 
 @router.post(
@@ -101,13 +92,6 @@ async def unregister_from_event(
     """Give up one's registration; the first on the waitlist takes the freed seat."""
     await registration_service.unregister_from_event(session, user=user, event_id=event_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-def _attendee(registration: Any, user: Any, position: int | None) -> Attendee:
-    return Attendee.model_validate(
-        registration,
-        update={"waitlist_position": position, "user": UserPublic.model_validate(user)},
-    )
 
 
 def _attendees_csv(rows: Any) -> str:
@@ -168,7 +152,10 @@ async def list_event_registrations(
         session, event=event, params=params, status=registration_status
     )
     return Page[Attendee].build(
-        [_attendee(*row) for row in rows], total=total, params=params, request=request
+        [registration_service.attendee(*row) for row in rows],
+        total=total,
+        params=params,
+        request=request,
     )
 
 
@@ -212,7 +199,7 @@ async def check_in_by_code(
     registration, registrant = await registration_service.check_in_by_code(
         session, event=event, code=check_in_in.code
     )
-    return _attendee(registration, registrant, None)
+    return registration_service.attendee(registration, registrant)
 
 
 @me_router.get(
@@ -228,7 +215,7 @@ async def list_my_registrations(
     rows, total = await registration_queries.list_user_registrations(
         session, user=user, params=params
     )
-    items = [_own_registration(*row) for row in rows]
+    items = [OwnRegistration.of(*row) for row in rows]
     return Page[OwnRegistration].build(items, total=total, params=params, request=request)
 
 
@@ -245,7 +232,7 @@ async def get_my_registration(
     row = await registration_queries.get_user_registration(
         session, user=user, registration_id=registration_id
     )
-    return _own_registration(*row)
+    return OwnRegistration.of(*row)
 
 
 @me_router.get(
