@@ -1,11 +1,12 @@
 """Every table model, for Alembic's autogenerate and the tests."""
 
 from api.audit.models import AuditLog
-from api.events.models import Event, Registration
+from api.events.models import Event
 from api.feeds.models import CalendarFeed
 from api.idempotency.models import IdempotencyKey
 from api.notifications.models import Notification, NotificationPreference
 from api.outbox.models import OutboxEvent
+from api.registrations.models import Registration
 from api.tokens.models import ApiToken
 from api.users.models import AccessToken, User
 from api.webhooks.models import Webhook, WebhookDelivery

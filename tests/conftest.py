@@ -54,9 +54,9 @@ from sqlmodel import col
 from api import ratelimit
 from api.config import settings
 from api.db import create_engine, get_session
-from api.events.models import Registration
 from api.logging import configure_logging
 from api.main import create_app
+from api.registrations.models import Registration
 from api.tokens.models import ApiToken, hash_api_token, is_api_token
 from api.users.models import AccessToken, User, UserRole, hash_token
 from tests import factories

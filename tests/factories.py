@@ -13,10 +13,11 @@ from sqlmodel import col
 
 from api import clock
 from api.audit.models import AuditLog
-from api.events.models import Event, EventStatus, EventType, Registration, RegistrationStatus
+from api.events.models import Event, EventStatus, EventType
 from api.mail import sender
 from api.mail.service import SEND_EMAIL, OutgoingMail
 from api.registrations import checkin
+from api.registrations.models import Registration, RegistrationStatus
 from api.tokens.models import (
     SHOWN_PREFIX_LENGTH,
     ApiToken,

@@ -31,10 +31,11 @@ from sqlmodel import col
 
 from api import clock
 from api.config import settings
-from api.events.models import EventStatus, Registration
+from api.events.models import EventStatus
 from api.feeds import service as feed_service
 from api.notifications.models import Notification, NotificationKind
 from api.outbox.models import DomainEventType
+from api.registrations.models import Registration
 from api.tokens.models import ApiToken, Scope
 from api.users.models import User, UserRole
 from api.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery, new_secret

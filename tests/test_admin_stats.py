@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from api import clock
-from api.events.models import EventStatus, RegistrationStatus
+from api.events.models import EventStatus
+from api.registrations.models import RegistrationStatus
 from api.users.models import UserRole
 from tests.factories import create_event, create_user, register
 

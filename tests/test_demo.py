@@ -18,7 +18,8 @@ from api.cli import app
 from api.config import settings
 from api.db import get_database_url
 from api.demo import ADMIN_EMAIL, DEMO_PASSWORD, EMAIL_DOMAIN, HORIZON_DAYS, SeedSummary, seed
-from api.events.models import Event, EventStatus, EventType, Registration, RegistrationStatus
+from api.events.models import Event, EventStatus, EventType
+from api.registrations.models import Registration, RegistrationStatus
 from api.users.models import User, UserRole
 from api.users.passwords import password_problem
 from tests.factories import create_user, queued_mail

@@ -8,7 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api import clock
-from api.events.models import Event, EventStatus, Registration, RegistrationStatus
+from api.events.models import Event, EventStatus
+from api.registrations.models import Registration, RegistrationStatus
 from api.users.models import User, UserRole
 
 

@@ -6,7 +6,7 @@ from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 
-from api.events.models import RegistrationStatus
+from api.registrations.models import RegistrationStatus
 
 
 def registration_line(

@@ -35,8 +35,9 @@ from api.demo.texts import (
     slug,
     title,
 )
-from api.events.models import Event, EventStatus, EventType, Registration, RegistrationStatus
+from api.events.models import Event, EventStatus, EventType
 from api.registrations import checkin
+from api.registrations.models import Registration, RegistrationStatus
 from api.users.models import User, UserRole
 from api.users.passwords import password_helper
 

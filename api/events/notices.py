@@ -12,17 +12,11 @@ from sqlmodel import col
 
 from api import clock
 from api.config import settings
-from api.events.models import (
-    ACTIVE_REGISTRATION,
-    Event,
-    EventPublic,
-    EventStatus,
-    Registration,
-    RegistrationStatus,
-)
+from api.events.models import Event, EventPublic, EventStatus
 from api.notifications.models import NotificationKind
 from api.notifications.service import announce, notify_all
 from api.outbox.models import DomainEventType
+from api.registrations.models import ACTIVE_REGISTRATION, Registration, RegistrationStatus
 from api.users.models import STAFF_ROLES, User
 
 

@@ -11,8 +11,9 @@ from typing import Any, Literal
 from sqlmodel import Field, SQLModel
 
 from api.audit.models import AuditLogPublic
-from api.events.models import EventPublic, OwnRegistration
+from api.events.models import EventPublic
 from api.notifications.models import ChannelSettings, NotificationKind, NotificationPublic
+from api.registrations.models import OwnRegistration
 from api.tokens.models import ApiTokenPublic
 from api.users.models import UserRead
 from api.webhooks.models import WebhookPublic

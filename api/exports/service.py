@@ -14,11 +14,12 @@ from sqlmodel import SQLModel, col
 
 from api import clock
 from api.audit.models import AuditLog, AuditLogPublic
-from api.events.models import Event, EventPublic, OwnRegistration
+from api.events.models import Event, EventPublic
 from api.exports.models import ExportedPreference, PersonalDataExport
 from api.notifications import service as notification_service
 from api.notifications.models import Notification, NotificationPublic
 from api.registrations import queries as registration_queries
+from api.registrations.models import OwnRegistration
 from api.tokens import service as token_service
 from api.tokens.models import ApiTokenPublic
 from api.users.models import User, UserRead

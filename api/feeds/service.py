@@ -24,7 +24,7 @@ from api import clock
 from api.config import settings
 from api.errors import NotFound
 from api.events.calendar import CANCELLED, ICAL_STATUS, PRODID, event_vevent
-from api.events.models import Event, EventStatus, Registration, RegistrationStatus
+from api.events.models import Event, EventStatus
 from api.feeds.models import (
     TOKEN_LENGTH,
     CalendarFeed,
@@ -33,6 +33,7 @@ from api.feeds.models import (
     hash_feed_token,
     new_nonce,
 )
+from api.registrations.models import Registration, RegistrationStatus
 from api.users.models import STAFF_ROLES, User, UserRole
 
 CALENDAR_NAME = "event-manager: my events"

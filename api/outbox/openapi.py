@@ -14,8 +14,9 @@ from typing import Any, Literal
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from api.events.models import Attendee, EventDeleted, EventPublic
+from api.events.models import EventDeleted, EventPublic
 from api.outbox.models import DomainEventType
+from api.registrations.models import Attendee
 from api.users.models import UserDeleted, UserRead
 from api.webhooks.models import WebhookTestData
 

@@ -9,8 +9,9 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from api.events.models import ACTIVE_REGISTRATION, Event, Registration, RegistrationStatus
+from api.events.models import Event
 from api.pagination import PageParams, Total, paginate_rows
+from api.registrations.models import ACTIVE_REGISTRATION, Registration, RegistrationStatus
 from api.registrations.service import NotConfirmed, RegistrationNotFound
 from api.users.models import User
 

@@ -14,7 +14,11 @@ from api.db import SessionDep
 from api.errors import Forbidden, Unauthorized, error_responses
 from api.events import service as event_service
 from api.events.dependencies import OWNER_ERRORS, StaffedEventDep
-from api.events.models import (
+from api.pagination import Page, PageParamsDep
+from api.registrations import checkin
+from api.registrations import queries as registration_queries
+from api.registrations import service as registration_service
+from api.registrations.models import (
     Attendee,
     CheckInByCode,
     OwnRegistration,
@@ -22,10 +26,6 @@ from api.events.models import (
     RegistrationPublic,
     RegistrationStatus,
 )
-from api.pagination import Page, PageParamsDep
-from api.registrations import checkin
-from api.registrations import queries as registration_queries
-from api.registrations import service as registration_service
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
 from api.users.auth import CurrentUser, VerifiedUser

@@ -19,8 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam, column, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 
-from api.events.models import TIMESTAMP, Event, Registration
+from api.events.models import TIMESTAMP, Event
 from api.outbox.models import DomainEventType
+from api.registrations.models import Registration
 
 # The registration's columns by name, in the model's order: the result is matched by position.
 _COLUMNS = [c.name for c in Registration.__table__.c]  # type: ignore[attr-defined]

@@ -20,19 +20,13 @@ from sqlmodel import col
 from api import clock
 from api.errors import Conflict, NotFound
 from api.events import service as event_service
-from api.events.models import (
-    ACTIVE_REGISTRATION,
-    Attendee,
-    Event,
-    EventStatus,
-    Registration,
-    RegistrationStatus,
-)
+from api.events.models import Event, EventStatus
 from api.events.notices import event_summary
 from api.notifications.models import NotificationKind
 from api.notifications.service import announce, channels_for, notify
 from api.outbox.models import DomainEventType
 from api.registrations import checkin
+from api.registrations.models import ACTIVE_REGISTRATION, Attendee, Registration, RegistrationStatus
 from api.registrations.seats import SEAT
 from api.users.models import User, UserPublic
 

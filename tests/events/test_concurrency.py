@@ -20,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from api.events import service as event_service
-from api.events.models import Event, EventStatus, Registration, RegistrationStatus
+from api.events.models import Event, EventStatus
 from api.mail.service import SEND_EMAIL, SUBJECTS, OutgoingMail
 from api.registrations import service as registration_service
+from api.registrations.models import Registration, RegistrationStatus
 from api.users.models import User, UserRole
 from tests.factories import create_event, create_user, delete_mail_to, register, token_headers
 from tests.leaks import LeakScanner

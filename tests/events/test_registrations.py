@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 import api.clock
-from api.events.models import Event, EventStatus, Registration, RegistrationStatus
+from api.events.models import Event, EventStatus
+from api.registrations.models import Registration, RegistrationStatus
 from api.users.models import User, UserRole
 from tests.factories import (
     PUBLIC_FIELDS,

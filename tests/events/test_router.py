@@ -16,7 +16,8 @@ from sqlmodel import col
 
 from api import clock
 from api.audit.models import AuditAction, AuditLog
-from api.events.models import Event, EventStatus, Registration, RegistrationStatus
+from api.events.models import Event, EventStatus
+from api.registrations.models import Registration, RegistrationStatus
 from api.users.models import User, UserRole
 from tests.factories import create_event, create_user, event_body, event_view, queued_mail, register
 

@@ -15,8 +15,9 @@ from sqlmodel import col
 import api.clock
 from api.audit.models import AuditAction, AuditLog
 from api.events import service as event_service
-from api.events.models import Event, EventStatus, Registration, RegistrationStatus
+from api.events.models import Event, EventStatus
 from api.registrations import service as registration_service
+from api.registrations.models import Registration, RegistrationStatus
 from api.users.models import User
 from tests.factories import create_event, create_user, queued_mail, register
 

@@ -18,11 +18,12 @@ from sqlmodel import SQLModel, col
 from api import clock
 from api.audit import service as audit_service
 from api.audit.models import AuditAction, AuditLog
-from api.events.models import Event, Registration, RegistrationStatus
+from api.events.models import Event
 from api.exports.service import SECTIONS
 from api.feeds.models import CalendarFeed
 from api.notifications.models import Notification, NotificationKind, NotificationPreference
 from api.outbox.models import DomainEventType
+from api.registrations.models import Registration, RegistrationStatus
 from api.tokens.models import ApiToken, Scope
 from api.users.models import AccessToken, User, UserRole
 from api.webhooks.models import Webhook, new_secret

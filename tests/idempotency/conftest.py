@@ -23,10 +23,11 @@ from sqlmodel import col
 from api import ratelimit
 from api.audit.models import AuditLog
 from api.db import dispose_engine
-from api.events.models import Event, Registration
+from api.events.models import Event
 from api.idempotency.models import IdempotencyKey
 from api.main import create_app
 from api.notifications.models import Notification
+from api.registrations.models import Registration
 from api.users.models import User, UserRole
 from tests.factories import (
     api_token_headers,

@@ -16,12 +16,13 @@ from starlette.middleware import Middleware
 
 from api import clock
 from api.db import create_engine, get_engine
-from api.events.models import Event, Registration
+from api.events.models import Event
 from api.idempotency.middleware import REASONS, IdempotencyMiddleware
 from api.idempotency.models import IdempotencyKey
 from api.idempotency.service import fingerprint_of
 from api.main import MAX_BODY_BYTES, create_app
 from api.notifications.models import Notification
+from api.registrations.models import Registration
 from api.users.models import UserRole
 from tests.factories import event_body
 from tests.idempotency.conftest import World, client_of, event_row_locked, wait_until

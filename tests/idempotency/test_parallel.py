@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from api.db import create_engine
-from api.events.models import Registration
+from api.registrations.models import Registration
 from api.users.models import UserRole
 from tests.factories import create_event, create_user, token_headers
 from tests.leaks import LeakScanner

@@ -15,8 +15,9 @@ from sqlmodel import col
 from api import clock
 from api.config import settings
 from api.events import notices as event_notices
-from api.events.models import Event, EventStatus, RegistrationStatus
+from api.events.models import Event, EventStatus
 from api.notifications.models import Notification, NotificationKind
+from api.registrations.models import RegistrationStatus
 from api.users.models import User, UserRole
 from tests.factories import (
     create_event,

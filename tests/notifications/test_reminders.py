@@ -19,10 +19,11 @@ from sqlmodel import col
 
 import api.clock
 from api import worker
-from api.events.models import Event, EventStatus, RegistrationStatus
+from api.events.models import Event, EventStatus
 from api.events.notices import send_due_reminders
 from api.mail.service import SEND_EMAIL
 from api.notifications.models import Notification, NotificationKind
+from api.registrations.models import RegistrationStatus
 from api.users.models import User, UserRole
 from tests.factories import create_event, create_user, delete_mail_to, queued_mail, register
 

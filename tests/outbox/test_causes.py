@@ -20,8 +20,9 @@ from sqlmodel import col
 
 from api import clock
 from api.config import settings
-from api.events.models import EventStatus, RegistrationStatus
+from api.events.models import EventStatus
 from api.outbox.models import DomainEventType, OutboxEvent
+from api.registrations.models import RegistrationStatus
 from api.users.models import User
 from tests.factories import DEFAULT_PASSWORD, create_event, create_user, event_body, register
 

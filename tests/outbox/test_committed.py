@@ -15,8 +15,9 @@ from sqlmodel import col
 
 from api.audit.models import AuditLog
 from api.config import settings
-from api.events.models import Event, EventStatus, Registration
+from api.events.models import Event, EventStatus
 from api.outbox.models import OutboxEvent
+from api.registrations.models import Registration
 from api.users.bootstrap import create_admin, ensure_first_admin
 from api.users.models import User, UserRead, UserRole
 from tests.factories import DEFAULT_PASSWORD, event_body

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from api.events.models import Event, Registration
+from api.events.models import Event
+from api.registrations.models import Registration
 from api.users.models import UserRole
 from tests.events.test_registrations import attendee_view, parsed_attendee
 from tests.factories import create_event, create_user, register

@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from api.events.models import Registration, RegistrationStatus
 from api.registrations import checkin
+from api.registrations.models import Registration, RegistrationStatus
 from tests.events.test_registrations import (
     CSV_HEADER,
     attendee_view,
