@@ -27,6 +27,7 @@ from api.events import router as events_router
 from api.exports import router as exports_router
 from api.feeds import router as feeds_router
 from api.idempotency.middleware import IdempotencyMiddleware, document_idempotency
+from api.insights import router as insights_router
 from api.logging import configure_logging
 from api.notifications import router as notifications_router
 from api.observability import ObservabilityMiddleware
@@ -143,6 +144,7 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     app.include_router(users_router.profiles_router, prefix=API_PREFIX)
     app.include_router(events_router.router, prefix=API_PREFIX)
     app.include_router(registrations_router.router, prefix=API_PREFIX)
+    app.include_router(insights_router.router, prefix=API_PREFIX)
     app.include_router(notifications_router.preferences_router, prefix=API_PREFIX)
     app.include_router(notifications_router.router, prefix=API_PREFIX)
     app.include_router(audit_router.router, prefix=API_PREFIX)

@@ -321,6 +321,21 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
         MANAGER: 200,
         ADMIN: 200,
     },
+    # Event insights (API-attendees.md): the creator, managers and admins.
+    ("GET", "/api/v1/events/{event_id}/stats"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("GET", "/api/v1/events/{event_id}/stats.png"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
     ("GET", "/api/v1/users/me/registrations"): {
         ANONYMOUS: 401,
         UNVERIFIED: 200,
@@ -783,6 +798,7 @@ def expected_status(item: Call) -> int:
 CALENDAR = ("GET", "/api/v1/events/{event_id}/calendar.ics")
 OWN_REGISTRATION = ("GET", "/api/v1/users/me/registrations/{registration_id}")
 TICKET = ("GET", "/api/v1/users/me/registrations/{registration_id}/ticket.png")
+STATS_CHART = ("GET", "/api/v1/events/{event_id}/stats.png")
 CALENDAR_FEED = ("GET", "/api/v1/calendar/{feed_token}.ics")
 # The two answers that show a feed URL (and so its token) to its owner.
 FEED_URL_ANSWERS = {
@@ -815,7 +831,7 @@ def feed_token_of(url: str) -> str:
 def content_type(item: Call) -> str:
     if item.operation in (CALENDAR, CALENDAR_FEED) and item.response.status_code == 200:
         return "text/calendar; charset=utf-8"
-    if item.operation == TICKET and item.response.status_code == 200:
+    if item.operation in (TICKET, STATS_CHART) and item.response.status_code == 200:
         return "image/png"
     return "application/json"
 

@@ -85,6 +85,8 @@ SCOPES: dict[tuple[str, str], Need] = {
         "/api/v1/events/{event_id}/registrations/{registration_id}/check-in",
     ): Scope.REGISTRATIONS_WRITE,
     ("POST", "/api/v1/events/{event_id}/check-in"): Scope.REGISTRATIONS_WRITE,
+    ("GET", "/api/v1/events/{event_id}/stats"): Scope.REGISTRATIONS_READ,
+    ("GET", "/api/v1/events/{event_id}/stats.png"): Scope.REGISTRATIONS_READ,
     ("GET", "/api/v1/users/me/registrations"): Scope.REGISTRATIONS_READ,
     ("GET", "/api/v1/users/me/registrations/{registration_id}"): Scope.REGISTRATIONS_READ,
     (

@@ -1,7 +1,7 @@
 """GET /admin/stats."""
 
 from fastapi import APIRouter
-from sqlmodel import SQLModel
+from sqlmodel import Field, SQLModel
 
 from api.admin import service as admin_service
 from api.db import SessionDep
@@ -26,10 +26,21 @@ class StatusCounts(SQLModel):
     by_status: dict[str, int]
 
 
+class MonthCounts(SQLModel):
+    month: str = Field(description="YYYY-MM, a UTC month")
+    events_created: int
+    events_published: int
+    registrations: int = Field(description="Registrations made in the month")
+    check_ins: int
+
+
 class Stats(SQLModel):
     users: UserStats
     events: StatusCounts
     registrations: StatusCounts
+    by_month: list[MonthCounts] = Field(
+        description="The last 12 UTC months, oldest first, ending with the current one"
+    )
 
 
 @router.get(
@@ -39,5 +50,6 @@ class Stats(SQLModel):
     openapi_extra=token_scope(Scope.ADMIN_READ),
 )
 async def get_stats(_: AdminUser, session: SessionDep) -> Stats:
-    """Users by role and state, events and registrations by status (admins)."""
+    """Users by role and state, events and registrations by status, and the last 12 months'
+    activity (admins)."""
     return Stats.model_validate(await admin_service.get_stats(session))
