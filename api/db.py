@@ -134,6 +134,12 @@ def create_engine(
     return engine
 
 
+def asyncpg_dsn(url: str | None = None) -> str:
+    """The database URL as asyncpg's own connect() takes it (no SQLAlchemy driver name)."""
+    parsed = make_url(url or get_database_url()).set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=False)
+
+
 @lru_cache
 def get_engine() -> AsyncEngine:
     return create_engine()

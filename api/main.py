@@ -33,6 +33,8 @@ from api.notifications import router as notifications_router
 from api.observability import ObservabilityMiddleware
 from api.outbox.openapi import document_domain_events
 from api.registrations import router as registrations_router
+from api.testing import router as testing_router
+from api.testing import service as testing_service
 from api.tokens import router as tokens_router
 from api.users import pages
 from api.users import router as users_router
@@ -86,6 +88,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     from api.worker import InProcessWorker
 
     configure_logging()
+    # ENVIRONMENT=test: this process follows the test clock (elsewhere None, nothing started).
+    clock_follower = await testing_service.start_following()
     await ensure_first_admin()
     worker = InProcessWorker() if app.state.run_worker else None
     if worker is not None:
@@ -99,6 +103,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if worker is not None:
             await worker.stop()
+        if clock_follower is not None:
+            await clock_follower.stop()
         await dispose_engine()
         embedded.stop()
 
@@ -150,6 +156,9 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     app.include_router(audit_router.router, prefix=API_PREFIX)
     app.include_router(admin_router.router, prefix=API_PREFIX)
     app.include_router(webhooks_router.router, prefix=API_PREFIX)
+    if testing_service.is_enabled():
+        # The test clock and job triggers exist only in a test deployment (TEST-1).
+        app.include_router(testing_router.router, prefix=API_PREFIX)
     app.include_router(pages.router)
     document_domain_events(app)
     document_common_errors(app, throttled=ratelimit.THROTTLED_PATHS)

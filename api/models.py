@@ -7,6 +7,7 @@ from api.idempotency.models import IdempotencyKey
 from api.notifications.models import Notification, NotificationPreference
 from api.outbox.models import OutboxEvent
 from api.registrations.models import Registration
+from api.testing.models import ClockSetting
 from api.tokens.models import ApiToken
 from api.users.models import AccessToken, User
 from api.webhooks.models import Webhook, WebhookDelivery
@@ -16,6 +17,7 @@ __all__ = [
     "ApiToken",
     "AuditLog",
     "CalendarFeed",
+    "ClockSetting",
     "Event",
     "IdempotencyKey",
     "Notification",

@@ -16,16 +16,17 @@ from pgqueuer import AsyncpgDriver, DatabaseRetryEntrypointExecutor, Job, PgQueu
 from pgqueuer.executors import EntrypointExecutorParameters
 from pgqueuer.models import Schedule
 from sqlalchemy import delete
-from sqlalchemy.engine import make_url
 from sqlmodel import col
 
 from api import clock
 from api.config import settings
-from api.db import get_database_url, get_sessionmaker
+from api.db import asyncpg_dsn as asyncpg_dsn  # re-exported: tests connect with it
+from api.db import get_sessionmaker
 from api.events import notices as event_notices
 from api.idempotency import service as idempotency_service
 from api.mail import sender
 from api.mail.service import SEND_EMAIL, OutgoingMail, queries_for
+from api.testing import service as testing_service
 from api.users.models import AccessToken
 from api.webhooks import delivery as webhook_delivery
 
@@ -34,11 +35,6 @@ log = structlog.get_logger(__name__)
 CLEANUP_TOKENS = "cleanup_access_tokens"
 CLEANUP_IDEMPOTENCY_KEYS = "cleanup_idempotency_keys"
 SEND_REMINDERS = "send_event_reminders"
-
-
-def asyncpg_dsn(url: str | None = None) -> str:
-    parsed = make_url(url or get_database_url()).set(drivername="postgresql")
-    return parsed.render_as_string(hide_password=False)
 
 
 def retrying_executor(params: EntrypointExecutorParameters) -> DatabaseRetryEntrypointExecutor:
@@ -88,6 +84,13 @@ async def cleanup_webhook_deliveries(_: Job) -> None:
         await webhook_delivery.delete_old_deliveries(session)
 
 
+# The jobs an admin may run once with POST /api/v1/testing/jobs/{name} (ENVIRONMENT=test): each
+# works in the session it is given and answers how many items it handled.
+RUNNABLE_JOBS: dict[str, testing_service.Job] = {
+    SEND_REMINDERS: event_notices.send_due_reminders,
+}
+
+
 # (schedule name, cron expression, the job it enqueues)
 SCHEDULES = (
     ("enqueue_token_cleanup", "17 * * * *", CLEANUP_TOKENS),
@@ -109,6 +112,18 @@ def _enqueuer(entrypoint: str) -> Callable[[Schedule], Awaitable[None]]:
     return enqueue
 
 
+def _on_shared_clock(job: Callable[[Job], Awaitable[None]]) -> Callable[[Job], Awaitable[None]]:
+    """With the test clock (ENVIRONMENT=test), a scheduled job reads its setting first: it runs
+    on the clock just set even before the change's notification reaches this process."""
+
+    async def run(queued: Job) -> None:
+        async with get_sessionmaker()() as session:
+            await testing_service.refresh_clock(session)
+        await job(queued)
+
+    return run
+
+
 def build_queue(connection: asyncpg.Connection) -> PgQueuer:
     pgq = PgQueuer(AsyncpgDriver(connection))
     jobs = {
@@ -118,8 +133,11 @@ def build_queue(connection: asyncpg.Connection) -> PgQueuer:
         SEND_REMINDERS: send_event_reminders,
         webhook_delivery.CLEANUP_DELIVERIES: cleanup_webhook_deliveries,
     }
+    scheduled = {entrypoint for _, _, entrypoint in SCHEDULES}
     for entrypoint, job in jobs.items():
-        pgq.entrypoint(entrypoint, on_failure="hold", executor_factory=retrying_executor)(job)
+        follows_clock = entrypoint in scheduled and testing_service.is_enabled()
+        runner = _on_shared_clock(job) if follows_clock else job
+        pgq.entrypoint(entrypoint, on_failure="hold", executor_factory=retrying_executor)(runner)
     # Outbox rows become deliveries one at a time across all workers, in the order they were
     # queued, so each webhook's first attempts are queued in outbox order.
     pgq.entrypoint(
@@ -180,6 +198,8 @@ async def run_forever() -> None:
     """`event-manager worker`: process jobs until SIGINT/SIGTERM."""
     import pgqueuer
 
+    follower = await testing_service.start_following()
+
     # pgqueuer 1.6 wants a factory returning an async context manager (a plain coroutine is
     # refused with TypeError at every restart): the connection is closed when the run ends.
     @asynccontextmanager
@@ -190,4 +210,8 @@ async def run_forever() -> None:
         finally:
             await connection.close()
 
-    await pgqueuer.run(factory, dequeue_timeout=timedelta(seconds=5), restart_on_failure=True)
+    try:
+        await pgqueuer.run(factory, dequeue_timeout=timedelta(seconds=5), restart_on_failure=True)
+    finally:
+        if follower is not None:
+            await follower.stop()

@@ -57,6 +57,7 @@ from api.db import create_engine, get_session
 from api.logging import configure_logging
 from api.main import create_app
 from api.registrations.models import Registration
+from api.testing import service as testing_service
 from api.tokens.models import ApiToken, hash_api_token, is_api_token
 from api.users.models import AccessToken, User, UserRole, hash_token
 from tests import factories
@@ -87,6 +88,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _server.drop_database(TEST_DB_NAME)
     _server.stop()
+
+
+@pytest.fixture(autouse=True)
+def real_time() -> Iterator[None]:
+    """A test that set the test clock (PUT /api/v1/testing/clock) leaves the process on real
+    time: its row goes with the rolled-back transaction, the offset applied here goes now."""
+    yield
+    testing_service.forget_setting()
 
 
 @pytest.fixture(scope="session")

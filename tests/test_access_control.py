@@ -417,6 +417,29 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
         MANAGER: 403,
         ADMIN: 200,
     },
+    # The test clock and job triggers (API-attendees.md), which exist with ENVIRONMENT=test as
+    # here: admins. The PUT sets the clock to the moment it is sent; the DELETE follows it.
+    ("PUT", "/api/v1/testing/clock"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 403,
+        ADMIN: 200,
+    },
+    ("DELETE", "/api/v1/testing/clock"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 403,
+        ADMIN: 204,
+    },
+    ("POST", "/api/v1/testing/jobs/{name}"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 403,
+        ADMIN: 200,
+    },
     # Webhooks (API-integrations.md): managers and admins; on another manager's webhook (with
     # a finished delivery), which only an admin sees.
     ("POST", "/api/v1/webhooks"): {
@@ -500,7 +523,12 @@ EVENT_STATUS_FOR = {
 }
 # Where a 403 comes from the caller's role, checked before the target is looked up: it stays 403
 # for an unknown id. Elsewhere a 403 is about the target (not its creator), and an unknown id 404.
-ROLE_GATED_PREFIXES = ("/api/v1/users", "/api/v1/profiles", "/api/v1/webhooks")
+ROLE_GATED_PREFIXES = (
+    "/api/v1/users",
+    "/api/v1/profiles",
+    "/api/v1/webhooks",
+    "/api/v1/testing",
+)
 ROLE_GATED = {
     ("POST", "/api/v1/events/{event_id}/approve"),
     ("POST", "/api/v1/events/{event_id}/reject"),
@@ -658,6 +686,7 @@ async def target_path(
             "{delivery_id}",
         ):
             path = path.replace(name, str(uuid.uuid4()))
+        path = path.replace("{name}", "no_such_job")
         return path.replace("{feed_token}", token_urlsafe(24))
     if "{event_id}" in template:
         return await event_path(session, run, operation, actor)
@@ -679,6 +708,8 @@ async def target_path(
     if "{webhook_id}" in template:
         keeper = await new_account(session, run, UserRole.MANAGER)
         return await webhook_path(session, template, keeper.id)
+    if "{name}" in template:
+        return template.replace("{name}", "send_event_reminders")
     if "{token_id}" in template:
         holder = actor or await new_account(session, run, UserRole.AUTHENTICATED)
         token_id = await api_token_of(session, holder.id)
@@ -749,6 +780,8 @@ def body_for(operation: tuple[str, str], code: str | None = None) -> dict[str, A
         return {"email": f"ac-{uuid.uuid4().hex[:12]}@example.com", "password": DEFAULT_PASSWORD}
     if operation == ("POST", "/api/v1/events"):
         return event_body()
+    if operation == ("PUT", "/api/v1/testing/clock"):
+        return {"now": clock.now().isoformat()}
     return BODIES.get(operation)
 
 

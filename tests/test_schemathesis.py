@@ -59,7 +59,9 @@ ROLES: dict[str, str | None] = {
 }
 ACCOUNT_IDS = {caller: uuid.uuid4() for caller, role in ROLES.items() if role}
 
-# Restores the caller's account as it was and gives it a fresh token, in one round trip.
+# Restores the caller's account as it was and gives it a fresh token, in one round trip. The
+# token is issued on the server's clock, which the fuzzer may move (PUT /api/v1/testing/clock):
+# one issued at the real time would be past its lifetime on a clock moved ahead.
 RESTORE_AND_ISSUE_TOKEN = """
 WITH account AS (
     INSERT INTO "user" (id, email, hashed_password, nickname, is_active, is_superuser,
@@ -70,7 +72,9 @@ WITH account AS (
         is_active = true, is_verified = true, failed_login_count = 0, locked_until = NULL
     RETURNING id
 )
-INSERT INTO accesstoken (token, user_id, created_at) SELECT $7, id, now() FROM account
+INSERT INTO accesstoken (token, user_id, created_at)
+SELECT $7, id, now() + coalesce((SELECT time_offset FROM test_clock WHERE id = 1), interval '0')
+FROM account
 """
 
 
