@@ -32,6 +32,7 @@ from api.notifications import router as notifications_router
 from api.observability import ObservabilityMiddleware
 from api.outbox.openapi import document_domain_events
 from api.registrations import router as registrations_router
+from api.reminders import router as reminders_router
 from api.tokens import router as tokens_router
 from api.users import pages
 from api.users import router as users_router
@@ -149,6 +150,7 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     app.include_router(admin_router.router, prefix=API_PREFIX)
     app.include_router(webhooks_router.router, prefix=API_PREFIX)
     app.include_router(pages.router)
+    app.include_router(reminders_router.router)
     document_domain_events(app)
     document_common_errors(app, throttled=ratelimit.THROTTLED_PATHS)
     document_idempotency(app)

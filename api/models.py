@@ -7,6 +7,7 @@ from api.idempotency.models import IdempotencyKey
 from api.notifications.models import Notification, NotificationPreference
 from api.outbox.models import OutboxEvent
 from api.registrations.models import Registration
+from api.reminders.models import EventReminder
 from api.tokens.models import ApiToken
 from api.users.models import AccessToken, User
 from api.webhooks.models import Webhook, WebhookDelivery
@@ -17,6 +18,7 @@ __all__ = [
     "AuditLog",
     "CalendarFeed",
     "Event",
+    "EventReminder",
     "IdempotencyKey",
     "Notification",
     "NotificationPreference",

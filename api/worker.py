@@ -22,10 +22,10 @@ from sqlmodel import col
 from api import clock
 from api.config import settings
 from api.db import get_database_url, get_sessionmaker
-from api.events import notices as event_notices
 from api.idempotency import service as idempotency_service
 from api.mail import sender
 from api.mail.service import SEND_EMAIL, OutgoingMail, queries_for
+from api.reminders import service as reminder_service
 from api.users.models import AccessToken
 from api.webhooks import delivery as webhook_delivery
 
@@ -70,7 +70,7 @@ async def cleanup_idempotency_keys(_: Job) -> None:
 
 async def send_event_reminders(_: Job) -> None:
     async with get_sessionmaker()() as session, session.begin():
-        await event_notices.send_due_reminders(session)
+        await reminder_service.send_due_reminders(session)
 
 
 async def dispatch_webhooks(job: Job) -> None:

@@ -67,3 +67,51 @@ def test_command_line_names_the_bad_setting_and_exits_2() -> None:
 def test_rate_limit_off_switch(limit: str, enabled: bool) -> None:
     settings = Settings(AUTH_RATE_LIMIT=limit, _env_file=None)
     assert settings.rate_limit_enabled is enabled
+
+
+@pytest.mark.parametrize(
+    ("value", "hours"),
+    [
+        ("24", (24,)),
+        ("24,2", (2, 24)),
+        (" 2 , 24 ", (2, 24)),
+        ("24,2,24", (2, 24)),
+        ("1,168", (1, 168)),
+    ],
+)
+def test_reminder_hours(value: str, hours: tuple[int, ...]) -> None:
+    assert Settings(REMINDER_HOURS=value, _env_file=None).reminder_hours == hours
+
+
+def test_reminder_hours_default_one_day() -> None:
+    assert Settings(_env_file=None).reminder_hours == (24,)
+
+
+@pytest.mark.parametrize(
+    "value", ["0", "169", "", "24,", "24,,2", "1.5", "-2", "+2", "two", "2 4", "\u0663"]
+)
+def test_reminder_hours_refused(value: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(REMINDER_HOURS=value, _env_file=None)
+    [error] = caught.value.errors()
+    assert error["loc"] == ("REMINDER_HOURS",)
+    assert error["msg"] == (
+        "Value error, REMINDER_HOURS is a comma-separated list of whole hours, each 1 to 168 "
+        f"(e.g. 24,2); got {value!r}"
+    )
+
+
+def test_command_line_refuses_bad_reminder_hours() -> None:
+    env = {**os.environ, "REMINDER_HOURS": "24,0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "api.cli", "worker"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "Invalid settings" in result.stderr
+    assert "REMINDER_HOURS is a comma-separated list of whole hours" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -26,7 +26,7 @@ SUBJECTS = {
     "event_rejected": "Your event was not approved: {title}",
     "event_updated": "Event changed: {title}",
     "event_cancelled": "Event cancelled: {title}",
-    "event_reminder": "Reminder: {title} starts within 24 hours",
+    "event_reminder": "Reminder: {title} starts within {within}",
     "registration_confirmed": "Registration received: {title}",
     "waitlist_promoted": "You have a seat: {title}",
     "webhook_disabled": "Your webhook was disabled",
