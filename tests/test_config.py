@@ -45,20 +45,26 @@ def test_weak_secrets_accepted_in_development(secret: str) -> None:
     assert settings.SECRET_KEY == secret
 
 
-def test_command_line_names_the_bad_setting_and_exits_2() -> None:
-    env = {**os.environ, "ENVIRONMENT": "production", "SECRET_KEY": "too-short"}
+def refused_at_start(command: str, **env: str) -> str:
+    """`event-manager <command>` with `env` set: it must exit 2 naming invalid settings, without
+    a traceback; what it printed."""
     result = subprocess.run(
-        [sys.executable, "-m", "api.cli", "serve"],
+        [sys.executable, "-m", "api.cli", command],
         cwd=ROOT,
-        env=env,
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 2
     assert "Invalid settings" in result.stderr
-    assert "SECRET_KEY is 9 characters long" in result.stderr
     assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+def test_command_line_names_the_bad_setting_and_exits_2() -> None:
+    printed = refused_at_start("serve", ENVIRONMENT="production", SECRET_KEY="too-short")
+    assert "SECRET_KEY is 9 characters long" in printed
 
 
 @pytest.mark.parametrize(
@@ -102,16 +108,5 @@ def test_reminder_hours_refused(value: str) -> None:
 
 
 def test_command_line_refuses_bad_reminder_hours() -> None:
-    env = {**os.environ, "REMINDER_HOURS": "24,0"}
-    result = subprocess.run(
-        [sys.executable, "-m", "api.cli", "worker"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2
-    assert "Invalid settings" in result.stderr
-    assert "REMINDER_HOURS is a comma-separated list of whole hours" in result.stderr
-    assert "Traceback" not in result.stderr
+    printed = refused_at_start("worker", REMINDER_HOURS="24,0")
+    assert "REMINDER_HOURS is a comma-separated list of whole hours" in printed

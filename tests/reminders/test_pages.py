@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import jwt
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
@@ -26,8 +26,8 @@ from api.registrations.models import Registration, RegistrationStatus
 from api.reminders import cant_come
 from api.reminders.service import send_due_reminders
 from api.users.models import User, UserRole
-from tests.factories import create_event, create_user, delete_mail_to, register
-from tests.reminders.conftest import NOW, Clock, mailed_tokens
+from tests.factories import create_event, create_user, register
+from tests.reminders.conftest import NOW, Clock, delete_committed, mailed_tokens
 from tests.users.test_pages import assert_page, hidden_token
 
 PATH = "/cant-come"
@@ -317,11 +317,7 @@ async def committed_seat(
     try:
         yield CommittedSeat(event.id, registration.id, token)
     finally:
-        async with AsyncSession(engine) as session:
-            await delete_mail_to(session, prefix)
-            await session.execute(delete(Event).where(col(Event.id) == event.id))
-            await session.execute(delete(User).where(col(User.email).like(f"{prefix}-%")))
-            await session.commit()
+        await delete_committed(engine, prefix, event.id)
 
 
 class TestConcurrentPosts:

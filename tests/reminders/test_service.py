@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
@@ -29,8 +29,8 @@ from api.reminders import service as reminder_service
 from api.reminders.models import EventReminder
 from api.reminders.service import send_due_reminders
 from api.users.models import User, UserRole
-from tests.factories import create_event, create_user, delete_mail_to, queued_mail, register
-from tests.reminders.conftest import NOW
+from tests.factories import create_event, create_user, queued_mail, register
+from tests.reminders.conftest import NOW, delete_committed
 
 LOCATION = "Room 101"
 
@@ -440,11 +440,7 @@ async def committed_event(
     try:
         yield Committed(prefix=prefix, event_id=event.id, confirmed=confirmed)
     finally:
-        async with AsyncSession(engine) as session:
-            await delete_mail_to(session, prefix)
-            await session.execute(delete(Event).where(col(Event.id) == event.id))
-            await session.execute(delete(User).where(col(User.email).like(f"{prefix}-%")))
-            await session.commit()
+        await delete_committed(engine, prefix, event.id)
 
 
 async def committed_outcome(
