@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET = "changethis"
 MIN_SECRET_LENGTH = 32
+# A reminder goes at most a week ahead (API-attendees.md, Reminders).
+MIN_REMINDER_HOURS, MAX_REMINDER_HOURS = 1, 168
 
 
 class Environment(StrEnum):
@@ -66,6 +68,8 @@ class Settings(BaseSettings):
     IDEMPOTENCY_KEY_TTL_HOURS: int = Field(default=24, ge=1)
     # How long a calendar feed keeps showing an event whose registration was cancelled, in days.
     CALENDAR_FEED_CANCELLED_DAYS: int = Field(default=30, ge=0)
+    # Hours before an event's start at which its confirmed registrants are reminded, e.g. "24,2".
+    REMINDER_HOURS: str = "24"
 
     # Webhooks (API-integrations.md): private targets are refused unless this is true.
     WEBHOOK_ALLOW_PRIVATE_TARGETS: bool = False
@@ -104,6 +108,27 @@ class Settings(BaseSettings):
         if not all(_is_delay(part) for part in delays):
             raise ValueError("WEBHOOK_RETRY_SCHEDULE is a comma-separated list of seconds")
         return ",".join(delays)
+
+    @field_validator("REMINDER_HOURS")
+    @classmethod
+    def _reminder_hours(cls, value: str) -> str:
+        parts = [part.strip() for part in value.split(",")]
+        if not all(
+            part.isascii()
+            and part.isdigit()
+            and MIN_REMINDER_HOURS <= int(part) <= MAX_REMINDER_HOURS
+            for part in parts
+        ):
+            raise ValueError(
+                f"REMINDER_HOURS is a comma-separated list of whole hours, each "
+                f"{MIN_REMINDER_HOURS} to {MAX_REMINDER_HOURS} (e.g. 24,2); got {value!r}"
+            )
+        return ",".join(str(hours) for hours in sorted({int(part) for part in parts}))
+
+    @property
+    def reminder_hours(self) -> tuple[int, ...]:
+        """The reminder offsets in hours, smallest first, each once."""
+        return tuple(int(part) for part in self.REMINDER_HOURS.split(","))
 
     @property
     def webhook_retry_delays(self) -> list[float]:

@@ -33,6 +33,7 @@ from api.notifications import router as notifications_router
 from api.observability import ObservabilityMiddleware
 from api.outbox.openapi import document_domain_events
 from api.registrations import router as registrations_router
+from api.reminders import router as reminders_router
 from api.testing import router as testing_router
 from api.testing import service as testing_service
 from api.tokens import router as tokens_router
@@ -160,6 +161,7 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
         # The test clock and job triggers exist only in a test deployment (TEST-1).
         app.include_router(testing_router.router, prefix=API_PREFIX)
     app.include_router(pages.router)
+    app.include_router(reminders_router.router)
     document_domain_events(app)
     document_common_errors(app, throttled=ratelimit.THROTTLED_PATHS)
     document_idempotency(app)

@@ -7,6 +7,7 @@ from api.idempotency.models import IdempotencyKey
 from api.notifications.models import Notification, NotificationPreference
 from api.outbox.models import OutboxEvent
 from api.registrations.models import Registration
+from api.reminders.models import EventReminder
 from api.testing.models import ClockSetting
 from api.tokens.models import ApiToken
 from api.users.models import AccessToken, User
@@ -19,6 +20,7 @@ __all__ = [
     "CalendarFeed",
     "ClockSetting",
     "Event",
+    "EventReminder",
     "IdempotencyKey",
     "Notification",
     "NotificationPreference",

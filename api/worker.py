@@ -22,10 +22,10 @@ from api import clock
 from api.config import settings
 from api.db import asyncpg_dsn as asyncpg_dsn  # re-exported: tests connect with it
 from api.db import get_sessionmaker
-from api.events import notices as event_notices
 from api.idempotency import service as idempotency_service
 from api.mail import sender
 from api.mail.service import SEND_EMAIL, OutgoingMail, queries_for
+from api.reminders import service as reminder_service
 from api.testing import service as testing_service
 from api.users.models import AccessToken
 from api.webhooks import delivery as webhook_delivery
@@ -66,7 +66,7 @@ async def cleanup_idempotency_keys(_: Job) -> None:
 
 async def send_event_reminders(_: Job) -> None:
     async with get_sessionmaker()() as session, session.begin():
-        await event_notices.send_due_reminders(session)
+        await reminder_service.send_due_reminders(session)
 
 
 async def dispatch_webhooks(job: Job) -> None:
@@ -87,7 +87,7 @@ async def cleanup_webhook_deliveries(_: Job) -> None:
 # The jobs an admin may run once with POST /api/v1/testing/jobs/{name} (ENVIRONMENT=test): each
 # works in the session it is given and answers how many items it handled.
 RUNNABLE_JOBS: dict[str, testing_service.Job] = {
-    SEND_REMINDERS: event_notices.send_due_reminders,
+    SEND_REMINDERS: reminder_service.send_due_reminders,
 }
 
 

@@ -18,6 +18,7 @@ from api.mail import sender
 from api.mail.service import SEND_EMAIL, OutgoingMail
 from api.registrations import checkin
 from api.registrations.models import Registration, RegistrationStatus
+from api.reminders.models import EventReminder
 from api.tokens.models import (
     SHOWN_PREFIX_LENGTH,
     ApiToken,
@@ -277,3 +278,11 @@ def event_view(event: Event) -> dict[str, Any]:
         "published_at": event.published_at,
         "cancelled_at": event.cancelled_at,
     }
+
+
+async def reminded_at(session: AsyncSession, event: Event) -> datetime | None:
+    """When the event's latest reminder round went out (any offset, any start time), if any."""
+    latest: datetime | None = await session.scalar(
+        select(func.max(EventReminder.sent_at)).where(col(EventReminder.event_id) == event.id)
+    )
+    return latest

@@ -45,20 +45,26 @@ def test_weak_secrets_accepted_in_development(secret: str) -> None:
     assert settings.SECRET_KEY == secret
 
 
-def test_command_line_names_the_bad_setting_and_exits_2() -> None:
-    env = {**os.environ, "ENVIRONMENT": "production", "SECRET_KEY": "too-short"}
+def refused_at_start(command: str, **env: str) -> str:
+    """`event-manager <command>` with `env` set: it must exit 2 naming invalid settings, without
+    a traceback; what it printed."""
     result = subprocess.run(
-        [sys.executable, "-m", "api.cli", "serve"],
+        [sys.executable, "-m", "api.cli", command],
         cwd=ROOT,
-        env=env,
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 2
     assert "Invalid settings" in result.stderr
-    assert "SECRET_KEY is 9 characters long" in result.stderr
     assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+def test_command_line_names_the_bad_setting_and_exits_2() -> None:
+    printed = refused_at_start("serve", ENVIRONMENT="production", SECRET_KEY="too-short")
+    assert "SECRET_KEY is 9 characters long" in printed
 
 
 @pytest.mark.parametrize(
@@ -67,3 +73,40 @@ def test_command_line_names_the_bad_setting_and_exits_2() -> None:
 def test_rate_limit_off_switch(limit: str, enabled: bool) -> None:
     settings = Settings(AUTH_RATE_LIMIT=limit, _env_file=None)
     assert settings.rate_limit_enabled is enabled
+
+
+@pytest.mark.parametrize(
+    ("value", "hours"),
+    [
+        ("24", (24,)),
+        ("24,2", (2, 24)),
+        (" 2 , 24 ", (2, 24)),
+        ("24,2,24", (2, 24)),
+        ("1,168", (1, 168)),
+    ],
+)
+def test_reminder_hours(value: str, hours: tuple[int, ...]) -> None:
+    assert Settings(REMINDER_HOURS=value, _env_file=None).reminder_hours == hours
+
+
+def test_reminder_hours_default_one_day() -> None:
+    assert Settings(_env_file=None).reminder_hours == (24,)
+
+
+@pytest.mark.parametrize(
+    "value", ["0", "169", "", "24,", "24,,2", "1.5", "-2", "+2", "two", "2 4", "\u0663"]
+)
+def test_reminder_hours_refused(value: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(REMINDER_HOURS=value, _env_file=None)
+    [error] = caught.value.errors()
+    assert error["loc"] == ("REMINDER_HOURS",)
+    assert error["msg"] == (
+        "Value error, REMINDER_HOURS is a comma-separated list of whole hours, each 1 to 168 "
+        f"(e.g. 24,2); got {value!r}"
+    )
+
+
+def test_command_line_refuses_bad_reminder_hours() -> None:
+    printed = refused_at_start("worker", REMINDER_HOURS="24,0")
+    assert "REMINDER_HOURS is a comma-separated list of whole hours" in printed

@@ -5,7 +5,7 @@ PostgreSQL (counted on the engine) must be the same number for both pages.
 """
 
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -20,8 +20,9 @@ from api.events.models import EventStatus
 from api.feeds import service as feed_service
 from api.notifications.models import Notification, NotificationKind
 from api.registrations.models import RegistrationStatus
+from api.reminders import service as reminder_service
 from api.users.models import User, UserRole
-from tests.factories import api_token_headers, create_event, create_user, register
+from tests.factories import api_token_headers, create_event, create_user, queued_mail, register
 
 ROWS = 22
 # What the leak scanner (tests/conftest.py) reads beside each answer: every email, every code.
@@ -291,7 +292,6 @@ async def test_event_stats(
         before = statements.count
         response = await client.get(url, headers=headers)
         assert response.status_code == 200, response.text
-        # Not the savepoints of the test harness, nor the leak scanner's reads.
         # Not the savepoints of the test harness, nor the leak scanner's reads (its caller too).
         return sum(
             "SAVEPOINT" not in sql
@@ -320,3 +320,33 @@ async def test_event_stats(
 
     # The caller, the event, the counts by status, the timeline.
     assert few == many == 4
+
+
+async def test_reminder_job(session: AsyncSession, manager: User, statements, monkeypatch):
+    """The reminder job: the same statements for an event with one confirmed registrant as
+    for one with twenty (and as many reminder mails)."""
+    now = datetime(2031, 5, 6, 9, 0, tzinfo=UTC)  # years ahead: no other test's event is due
+    monkeypatch.setattr(clock, "now", lambda: now)
+
+    async def count(registrants: int) -> int:
+        starts_at = now + timedelta(hours=3)
+        event = await create_event(
+            session,
+            owner=manager,
+            starts_at=starts_at,
+            ends_at=starts_at + timedelta(hours=1),
+            capacity=None,
+        )
+        for _ in range(registrants):
+            await register(session, event, await create_user(session))
+        mails_before = len(await queued_mail(session))
+        before = statements.count
+        assert await reminder_service.send_due_reminders(session) == 1
+        ran = sum("SAVEPOINT" not in sql for sql in statements.statements[before:])
+        assert len(await queued_mail(session)) - mails_before == registrants
+        return ran
+
+    await count(1)  # warm caches
+    # The due events, their marks, their registrants, their channels, the in-app notices (the
+    # mail jobs go through the queue's own driver calls, outside this count).
+    assert (await count(1), await count(ROWS)) == (5, 5)

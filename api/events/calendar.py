@@ -1,8 +1,9 @@
 """RFC 5545 export of events (icalendar): one event's file, and the VEVENT every calendar shares.
 
-`event_vevent` is the one place a VEVENT is built: GET /events/{id}/calendar.ics and the
-personal calendar feed (api.feeds) both use it, so that a client that imported one and
-subscribed to the other sees the same event (same UID, times, place and status rules).
+`event_vevent` is the one place a VEVENT is built: GET /events/{id}/calendar.ics, the file
+attached to reminder mails and the personal calendar feed (api.feeds) all use it, so that a
+client that imported one and subscribed to another sees the same event (same UID, times, place
+and status rules).
 """
 
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ ICAL_STATUS = {
 }
 CANCELLED = ICAL_STATUS[EventStatus.CANCELLED]
 PRODID = "-//event-manager//events//EN"
+CONTENT_TYPE = "text/calendar"
 TIMEZONE_PROPERTY = "X-EM-TIMEZONE"
 
 
@@ -66,8 +68,16 @@ def event_vevent(
     return vevent
 
 
+def calendar_filename(event: Event) -> str:
+    """The name of the event's calendar file, wherever it is offered."""
+    return f"event-{event.id}.ics"
+
+
 def event_calendar(event: Event) -> bytes:
-    """A VCALENDAR holding the event's one VEVENT."""
-    calendar = icalendar.Calendar.new(prodid=PRODID, subcomponents=[event_vevent(event)])
+    """A VCALENDAR holding the event's one VEVENT; the same bytes for the same event data
+    (icalendar would give the calendar a new random UID each time: it gets the event's id)."""
+    calendar = icalendar.Calendar.new(
+        prodid=PRODID, uid=event.id, subcomponents=[event_vevent(event)]
+    )
     ical: bytes = calendar.to_ical()
     return ical

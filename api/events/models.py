@@ -214,8 +214,6 @@ class Event(EventBase, table=True):
     )
     published_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
     cancelled_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
-    # Set in the transaction that queues the reminders: at most one round per start time.
-    reminder_sent_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
     # Raised with every change of REVISED_FIELDS or of the status: a calendar's SEQUENCE.
     revision: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 

@@ -1,8 +1,7 @@
-"""What the event workflow tells whom: an event as mails describe it, the announcements to its
-reviewers, its creator and its registrants, and the reminders the day before."""
+"""What the event workflow tells whom: an event as mails describe it, and the announcements to
+its reviewers, its creator and its registrants (the reminders before the start: api.reminders)."""
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -10,11 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from api import clock
 from api.config import settings
-from api.events.models import Event, EventPublic, EventStatus
+from api.events.models import Event, EventPublic
 from api.notifications.models import NotificationKind
-from api.notifications.service import announce, notify_all
+from api.notifications.service import announce
 from api.outbox.models import DomainEventType
 from api.registrations.models import ACTIVE_REGISTRATION, Registration, RegistrationStatus
 from api.users.models import STAFF_ROLES, User
@@ -93,38 +91,3 @@ async def _registrants(
         )
     )
     return users.all()
-
-
-# --- reminders ---------------------------------------------------------------------------------
-
-REMINDER_AHEAD = timedelta(hours=24)
-
-
-async def send_due_reminders(session: AsyncSession) -> int:
-    """Remind confirmed registrants of published events starting within 24 hours; once each.
-
-    The events are locked (SKIP LOCKED: a second worker passes them by) and marked in the same
-    transaction that queues the notices, so a crash before the commit leaves them due again.
-    """
-    now = clock.now()
-    events = (
-        await session.scalars(
-            select(Event)
-            .where(
-                col(Event.status) == EventStatus.PUBLISHED,
-                col(Event.reminder_sent_at).is_(None),
-                col(Event.starts_at) > now,
-                col(Event.starts_at) <= now + REMINDER_AHEAD,
-            )
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
-    for event in events:
-        confirmed = await _registrants(session, event, [RegistrationStatus.CONFIRMED])
-        await notify_all(
-            session, confirmed, NotificationKind.EVENT_REMINDER, event=event_summary(event)
-        )
-        event.reminder_sent_at = now
-        session.add(event)
-    await session.flush()
-    return len(events)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from api.db import SessionDep
 from api.errors import Forbidden, PreconditionFailed, Unauthorized, error_responses
 from api.events import service as event_service
-from api.events.calendar import event_calendar
+from api.events.calendar import CONTENT_TYPE, calendar_filename, event_calendar
 from api.events.dependencies import (
     OWNER_ERRORS,
     EventDep,
@@ -266,9 +266,8 @@ async def cancel_event(
 )
 async def get_event_calendar(event: EventDep) -> Response:
     """The event as an RFC 5545 calendar file, to import into any calendar."""
-    body = event_calendar(event)
     return Response(
-        body,
-        media_type="text/calendar",
-        headers={"Content-Disposition": f'attachment; filename="event-{event.id}.ics"'},
+        event_calendar(event),
+        media_type=CONTENT_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{calendar_filename(event)}"'},
     )

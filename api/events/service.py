@@ -308,8 +308,6 @@ async def update_event(
         setattr(event, field, getattr(merged, field))
     if changed & REVISED_FIELDS:
         event.revision += 1
-    if "starts_at" in changed:
-        event.reminder_sent_at = None  # a new start time deserves its own reminder
     session.add(event)
     await session.flush()
     if not changed:

@@ -22,6 +22,16 @@ def build_message(mail: OutgoingMail) -> EmailMessage:
     message["Message-ID"] = mail.message_id
     message.set_content(mail.text)
     message.add_alternative(mail.html, subtype="html")
+    for attachment in mail.attachments:
+        # multipart/mixed: the text and HTML alternatives first, then each file.
+        maintype, _, subtype = attachment.content_type.partition("/")
+        message.add_attachment(
+            attachment.content,
+            maintype=maintype,
+            subtype=subtype,
+            filename=attachment.filename,
+            params={"charset": "utf-8"} if maintype == "text" else {},
+        )
     return message
 
 

@@ -1,14 +1,13 @@
 """Rendering mail and queueing it in the caller's transaction."""
 
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from pgqueuer import AsyncpgDriver, Queries
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +26,7 @@ SUBJECTS = {
     "event_rejected": "Your event was not approved: {title}",
     "event_updated": "Event changed: {title}",
     "event_cancelled": "Event cancelled: {title}",
-    "event_reminder": "Reminder: {title} starts within 24 hours",
+    "event_reminder": "Reminder: {title} starts within {within}",
     "registration_confirmed": "Registration received: {title}",
     "waitlist_promoted": "You have a seat: {title}",
     "webhook_disabled": "Your webhook was disabled",
@@ -52,6 +51,31 @@ def duration(minutes: int) -> str:
 _templates.filters["duration"] = duration
 
 
+def subject(template: str, context: Mapping[str, Any]) -> str:
+    """A mail's subject (and its in-app notice's title): the event's title, and for a reminder
+    how soon it starts."""
+    hours_before = context.get("hours_before")
+    return SUBJECTS[template].format(
+        title=context.get("event", {}).get("title", ""),
+        within="" if hours_before is None else duration(hours_before * 60),
+    )
+
+
+# Attachments travel inside the job's JSON payload (base64): a calendar file is a few KiB at
+# most (the event's fields are bounded); anything near this size belongs elsewhere.
+MAX_ATTACHMENT_BYTES = 256 * 1024
+
+
+class Attachment(BaseModel):
+    """A file sent with a mail; a text/* one is UTF-8."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    filename: str
+    content_type: str = Field(pattern=r"^[a-z]+/[a-z0-9.+-]+$")
+    content: bytes = Field(max_length=MAX_ATTACHMENT_BYTES)
+
+
 class OutgoingMail(BaseModel):
     """The job payload: a rendered message with a stable Message-ID (delivery is at least once)."""
 
@@ -60,16 +84,20 @@ class OutgoingMail(BaseModel):
     text: str
     html: str
     message_id: str
+    attachments: list[Attachment] = []
 
 
-def render(template: str, to: str, **context: Any) -> OutgoingMail:
+def render(
+    template: str, to: str, *, attachments: Sequence[Attachment] = (), **context: Any
+) -> OutgoingMail:
     context.setdefault("base_url", settings.PUBLIC_BASE_URL.rstrip("/"))
     return OutgoingMail(
         to=to,
-        subject=SUBJECTS[template].format(title=context.get("event", {}).get("title", "")),
+        subject=subject(template, context),
         text=_templates.get_template(f"{template}.txt").render(context),
         html=_templates.get_template(f"{template}.html").render(context),
         message_id=make_msgid(domain=settings.MAIL_FROM.rpartition("@")[2] or "localhost"),
+        attachments=list(attachments),
     )
 
 
@@ -92,7 +120,7 @@ async def enqueue_mails(session: AsyncSession, mails: Sequence[OutgoingMail]) ->
     queries = await queries_for(session)
     await queries.enqueue(
         [SEND_EMAIL] * len(mails),
-        [json.dumps(mail.model_dump()).encode() for mail in mails],
+        [mail.model_dump_json().encode() for mail in mails],
         [0] * len(mails),
     )
 

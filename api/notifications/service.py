@@ -23,7 +23,7 @@ from sqlmodel import col
 from api import clock
 from api.db import shown_columns
 from api.errors import NotFound
-from api.mail.service import SUBJECTS, enqueue_mails, render
+from api.mail.service import Attachment, enqueue_mails, render, subject
 from api.notifications.models import (
     ChannelSettings,
     ChannelUpdate,
@@ -143,12 +143,16 @@ async def notify_all(
     kind: NotificationKind,
     *,
     channels: Mapping[uuid.UUID, ChannelSettings] | None = None,
+    mail_context: Mapping[uuid.UUID, Mapping[str, Any]] | None = None,
+    attachments: Sequence[Attachment] = (),
     **context: Any,
 ) -> None:
     """Raise one notice of `kind` for each of `users`, in the caller's transaction.
 
     `channels`: what channels_for() answered, when the caller asked it before taking a lock
-    (one round trip fewer while the lock is held).
+    (one round trip fewer while the lock is held). `mail_context`: more context for each user's
+    mail alone, by user id (a personal link's token is mailed, never stored in-app).
+    `attachments`: files sent with every mail.
     """
     recipients = list(users)
     if not recipients:
@@ -156,7 +160,7 @@ async def notify_all(
     if channels is None:
         channels = await channels_for(session, [user.id for user in recipients], kind)
     template = TEMPLATES[kind]
-    title = SUBJECTS[template].format(title=context.get("event", {}).get("title", ""))
+    title = subject(template, context)
     body = BODIES[kind].render(context)
     data = _data(context)
     session.add_all(
@@ -167,7 +171,14 @@ async def notify_all(
     await enqueue_mails(
         session,
         [
-            render(template, user.email, name=user.display_name, **context)
+            render(
+                template,
+                user.email,
+                attachments=attachments,
+                name=user.display_name,
+                **context,
+                **(mail_context or {}).get(user.id, {}),
+            )
             for user in recipients
             if channels[user.id].email
         ],

@@ -1616,6 +1616,15 @@ class TestEventCalendar:
         assert str(item["STATUS"]) == "CONFIRMED"
         assert b"DTSTART:20990314T093000Z" in response.content
 
+    async def test_same_event_same_bytes(self, client, session, manager):
+        event = await create_event(session, owner=manager)
+
+        first = await client.get(f"{API}/{event.id}/calendar.ics")
+        second = await client.get(f"{API}/{event.id}/calendar.ics")
+
+        assert first.content == second.content
+        assert f"UID:{event.id}\r\n".encode() in first.content
+
     async def test_online_only_uses_online_url(self, client, session, manager):
         online = await create_event(
             session,

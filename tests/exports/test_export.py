@@ -56,7 +56,6 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("accesstoken", "token"): "a credential: the hash of a login token",
     ("accesstoken", "user_id"): LOGIN_SESSION,
     ("accesstoken", "created_at"): LOGIN_SESSION,
-    ("event", "reminder_sent_at"): "bookkeeping of the reminder job",
     ("event", "revision"): "bookkeeping: the count of changes behind calendars' SEQUENCE",
     ("registration", "confirmed_at"): "bookkeeping: created_at and promoted_at give when the "
     "registration got its seat",

@@ -62,6 +62,7 @@ class TestHonouredRoutes:
             "/api/v1/webhooks/0b9e0c3a-5a1e-4d5e-9b7e-3f1c2d4e5f60/rotate-secret",
             "/api/v1/users/me/calendar-feed/rotate",
             "/verify-email",
+            "/cant-come",
             "/health",
         ],
     )

@@ -14,10 +14,10 @@ from sqlmodel import col
 
 from api import clock
 from api.config import settings
-from api.events import notices as event_notices
 from api.events.models import Event, EventStatus
 from api.notifications.models import Notification, NotificationKind
 from api.registrations.models import RegistrationStatus
+from api.reminders import service as reminder_service
 from api.users.models import User, UserRole
 from tests.factories import (
     create_event,
@@ -432,7 +432,7 @@ class TestEventReminder:
         waiting = await create_user(session)
         await register(session, event, waiting, RegistrationStatus.WAITLISTED)
 
-        assert await event_notices.send_due_reminders(session) == 1
+        assert await reminder_service.send_due_reminders(session) == 1
 
         subject = f"Reminder: {TITLE} starts within 24 hours"
         assert await inbox(session, user) == [
@@ -440,7 +440,7 @@ class TestEventReminder:
                 K.EVENT_REMINDER,
                 subject,
                 f'"{TITLE}" starts {WHEN}, at {PLACE}.',
-                {"event_id": str(event.id)},
+                {"event_id": str(event.id), "hours_before": 24},
             )
         ]
         assert await inbox(session, waiting) == []

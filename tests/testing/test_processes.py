@@ -37,7 +37,7 @@ from api.testing.models import LATEST
 from api.testing.service import LISTENER_APPLICATION_NAME
 from api.users.models import AccessToken, UserRole, hash_token
 from api.worker import SEND_REMINDERS
-from tests.factories import create_event, create_user, register, token_headers
+from tests.factories import create_event, create_user, register, reminded_at, token_headers
 from tests.support import ROOT, ServerProcess, TestDatabaseServer, run_server
 
 CLOCK = "/api/v1/testing/clock"
@@ -264,8 +264,9 @@ async def reminder_sent_at(engine: AsyncEngine, world: World, log_path: Path) ->
         async with AsyncSession(engine) as session:
             event = await session.get(Event, uuid.UUID(world.event_id))
             assert event is not None
-            if event.reminder_sent_at is not None:
-                return event.reminder_sent_at
+            sent_at = await reminded_at(session, event)
+            if sent_at is not None:
+                return sent_at
         assert time.monotonic() < deadline, tail(log_path)
         await asyncio.sleep(0.1)
 

@@ -20,7 +20,14 @@ from api.notifications.models import Notification, NotificationKind
 from api.testing.models import LATEST, ClockSetting
 from api.users.models import AccessToken, UserRole, hash_token
 from api.worker import RUNNABLE_JOBS
-from tests.factories import create_event, create_user, event_body, register, token_headers
+from tests.factories import (
+    create_event,
+    create_user,
+    event_body,
+    register,
+    reminded_at,
+    token_headers,
+)
 
 CLOCK = "/api/v1/testing/clock"
 JOBS = "/api/v1/testing/jobs"
@@ -290,8 +297,7 @@ class TestRunJob:
             "ran_at": "2032-05-04T09:00:00Z",
             "count": 1,
         }
-        await session.refresh(event)
-        assert event.reminder_sent_at == AHEAD
+        assert await reminded_at(session, event) == AHEAD
         kinds = await session.scalars(
             select(col(Notification.kind)).where(col(Notification.user_id) == user.id)
         )
@@ -311,8 +317,7 @@ class TestRunJob:
 
         assert response.status_code == 200
         assert response.json()["ran_at"] == "2026-12-05T09:00:00Z"
-        await session.refresh(event)
-        assert event.reminder_sent_at is None
+        assert await reminded_at(session, event) is None
 
     @pytest.mark.usefixtures("real")
     async def test_runs_on_the_stored_setting(self, client, session, admin_headers):
@@ -359,8 +364,7 @@ class TestRunJob:
         )
 
         assert response.status_code == 403
-        await session.refresh(event)
-        assert event.reminder_sent_at is None
+        assert await reminded_at(session, event) is None
 
 
 class TestOutsideTest:

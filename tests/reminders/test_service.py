@@ -1,7 +1,8 @@
-"""EVENT_REMINDER (API.md, Notifications): 24 h before the start, to confirmed registrants, once.
+"""EVENT_REMINDER (API.md, Notifications; API-attendees.md, Reminders): REMINDER_HOURS before the
+start (24 by default), to confirmed registrants, each offset once per start time.
 
-The clock is frozen years ahead of real time, so events other tests leave behind have long
-started and are never due here.
+The clock is frozen (tests/reminders/conftest.py) years ahead of real time, so events other
+tests leave behind have long started and are never due here.
 """
 
 import asyncio
@@ -13,41 +14,37 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 import api.clock
 from api import worker
+from api.config import settings
 from api.events.models import Event, EventStatus
-from api.events.notices import send_due_reminders
 from api.mail.service import SEND_EMAIL
 from api.notifications.models import Notification, NotificationKind
 from api.registrations.models import RegistrationStatus
+from api.reminders import service as reminder_service
+from api.reminders.models import EventReminder
+from api.reminders.service import send_due_reminders
 from api.users.models import User, UserRole
-from tests.factories import create_event, create_user, delete_mail_to, queued_mail, register
+from tests.factories import create_event, create_user, queued_mail, register
+from tests.reminders.conftest import NOW, delete_committed
 
-NOW = datetime(2031, 3, 4, 9, 0, tzinfo=UTC)  # a Tuesday
 LOCATION = "Room 101"
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+def subject(title: str, hours: int = 24) -> str:
+    return f"Reminder: {title} starts within {hours} hour{'s' * (hours != 1)}"
 
 
-@pytest.fixture
-def frozen(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock(NOW)
-    monkeypatch.setattr(api.clock, "now", lambda: clock.now)
-    return clock
-
-
-def subject(title: str) -> str:
-    return f"Reminder: {title} starts within 24 hours"
+async def marked(session: AsyncSession, event: Event) -> list[tuple[int, datetime, datetime]]:
+    """The reminders of `event` counted as sent: (hours_before, starts_at, sent_at)."""
+    rows = await session.scalars(
+        select(EventReminder).where(col(EventReminder.event_id) == event.id)
+    )
+    return sorted((r.hours_before, r.starts_at, r.sent_at) for r in rows)
 
 
 async def event_at(
@@ -129,13 +126,12 @@ class TestSendDueReminders:
                 confirmed.id,
                 subject("Due soon"),
                 '"Due soon" starts Tue 04 Mar 2031, 12:00 to 14:00 (UTC), at Room 101.',
-                {"event_id": str(due.id)},
+                {"event_id": str(due.id), "hours_before": 24},
             )
         ]
-        for event in (due, not_yet, started, pending, cancelled):
-            await session.refresh(event)
-        assert due.reminder_sent_at == NOW
-        assert [e.reminder_sent_at for e in (not_yet, started, pending, cancelled)] == [None] * 4
+        assert await marked(session, due) == [(24, due.starts_at, NOW)]
+        for event in (not_yet, started, pending, cancelled):
+            assert await marked(session, event) == []
 
     async def test_every_confirmed_registrant_of_every_due_event(self, session, manager):
         first = await event_at(session, manager, "First talk", timedelta(hours=1))
@@ -173,8 +169,7 @@ class TestSendDueReminders:
         assert reminded == 1
         assert await mail_summary(session) == []
         assert await reminders(session) == []
-        await session.refresh(empty)
-        assert empty.reminder_sent_at == NOW
+        assert await marked(session, empty) == [(24, empty.starts_at, NOW)]
 
     async def test_second_run_sends_nothing(self, session, manager, user):
         due = await event_at(session, manager, "Due soon", timedelta(hours=3))
@@ -186,8 +181,7 @@ class TestSendDueReminders:
         assert reminded == 0
         assert await mail_summary(session) == [(user.email, subject("Due soon"))]
         assert [row[0] for row in await reminders(session)] == [user.id]
-        await session.refresh(due)
-        assert due.reminder_sent_at == NOW
+        assert await marked(session, due) == [(24, due.starts_at, NOW)]
 
     async def test_event_becomes_due_as_time_passes(self, session, manager, user, frozen):
         later = await event_at(session, manager, "Day after", timedelta(hours=30))
@@ -201,8 +195,7 @@ class TestSendDueReminders:
         assert reminded == 1
         assert await mail_summary(session) == [(user.email, subject("Day after"))]
         assert [row[0] for row in await reminders(session)] == [user.id]
-        await session.refresh(later)
-        assert later.reminder_sent_at == NOW + timedelta(hours=7)
+        assert await marked(session, later) == [(24, later.starts_at, NOW + timedelta(hours=7))]
 
     async def test_exactly_24_hours_ahead_is_due(self, session, manager, user):
         edge = await event_at(session, manager, "On the edge", timedelta(hours=24))
@@ -217,6 +210,23 @@ class TestSendDueReminders:
 
 
 @pytest.mark.usefixtures("frozen")
+class TestManyDueEvents:
+    async def test_all_reminded_in_one_run_a_round_at_a_time(
+        self, session, manager, user, monkeypatch
+    ):
+        monkeypatch.setattr(reminder_service, "EVENTS_PER_ROUND", 2)
+        titles = [f"Talk {n}" for n in range(5)]
+        for n, title in enumerate(titles):
+            event = await event_at(session, manager, title, timedelta(hours=1 + n))
+            await register(session, event, user, RegistrationStatus.CONFIRMED)
+
+        assert await send_due_reminders(session) == 5
+        assert await send_due_reminders(session) == 0
+
+        assert await mail_summary(session) == [(user.email, subject(t)) for t in titles]
+
+
+@pytest.mark.usefixtures("frozen")
 class TestRescheduleResetsReminder:
     async def test_new_start_time_is_reminded_again(self, client, session, manager, user, auth_as):
         event = await event_at(session, manager, "Moved talk", timedelta(hours=3))
@@ -227,11 +237,11 @@ class TestRescheduleResetsReminder:
         response = await move(client, event, starts_at, await auth_as(manager))
 
         assert response.status_code == 200
-        await session.refresh(event)
-        assert event.reminder_sent_at is None
         assert await send_due_reminders(session) == 1
-        await session.refresh(event)
-        assert event.reminder_sent_at == NOW
+        assert await marked(session, event) == [
+            (24, NOW + timedelta(hours=3), NOW),
+            (24, starts_at, NOW),
+        ]
         assert await mail_summary(session) == [
             (user.email, subject("Moved talk")),
             (user.email, "Event changed: Moved talk"),
@@ -254,8 +264,7 @@ class TestRescheduleResetsReminder:
 
         assert response.status_code == 200
         assert await send_due_reminders(session) == 0
-        await session.refresh(event)
-        assert event.reminder_sent_at is None
+        assert await marked(session, event) == [(24, NOW + timedelta(hours=3), NOW)]
 
     async def test_other_edits_keep_the_reminder(self, client, session, manager, user, auth_as):
         event = await event_at(session, manager, "Stable talk", timedelta(hours=3))
@@ -269,10 +278,123 @@ class TestRescheduleResetsReminder:
         )
 
         assert response.status_code == 200
-        await session.refresh(event)
-        assert event.reminder_sent_at == NOW
+        assert await marked(session, event) == [(24, event.starts_at, NOW)]
         assert await send_due_reminders(session) == 0
         assert await mail_summary(session) == [(user.email, subject("Stable talk"))]
+
+
+async def sent_offsets(session: AsyncSession) -> list[tuple[uuid.UUID, str, Any]]:
+    """The reminders stored in-app as (user_id, title, hours_before), oldest first."""
+    rows = await session.scalars(
+        select(Notification)
+        .where(col(Notification.kind) == NotificationKind.EVENT_REMINDER)
+        .order_by(col(Notification.created_at), col(Notification.id))
+    )
+    return [(n.user_id, n.title, n.data["hours_before"]) for n in rows]
+
+
+@pytest.mark.usefixtures("frozen", "two_offsets")
+class TestTwoOffsets:
+    """REMINDER_HOURS=24,2."""
+
+    async def test_each_offset_sent_once(self, session, manager, user, frozen):
+        event = await event_at(session, manager, "Long day", timedelta(hours=30))
+        await register(session, event, user, RegistrationStatus.CONFIRMED)
+        assert await send_due_reminders(session) == 0
+
+        frozen.advance(hours=6)  # 24 h before the start
+        assert await send_due_reminders(session) == 1
+        assert await send_due_reminders(session) == 0
+        frozen.advance(hours=21, minutes=59)  # 2 h 1 min before: not yet
+        assert await send_due_reminders(session) == 0
+        frozen.advance(minutes=1)  # 2 h before
+        assert await send_due_reminders(session) == 1
+        frozen.advance(minutes=5)
+        assert await send_due_reminders(session) == 0
+
+        assert await sent_offsets(session) == [
+            (user.id, subject("Long day", 24), 24),
+            (user.id, subject("Long day", 2), 2),
+        ]
+        assert await mail_summary(session) == [
+            (user.email, subject("Long day", 24)),
+            (user.email, subject("Long day", 2)),
+        ]
+        starts_at = NOW + timedelta(hours=30)
+        assert await marked(session, event) == [
+            (2, starts_at, NOW + timedelta(hours=28)),
+            (24, starts_at, NOW + timedelta(hours=6)),
+        ]
+
+    async def test_only_the_smallest_when_both_are_due(self, session, manager, user):
+        event = await event_at(session, manager, "Last minute", timedelta(hours=1))
+        await register(session, event, user, RegistrationStatus.CONFIRMED)
+
+        assert await send_due_reminders(session) == 1
+        assert await send_due_reminders(session) == 0
+
+        assert await sent_offsets(session) == [(user.id, subject("Last minute", 2), 2)]
+        assert await mail_summary(session) == [(user.email, subject("Last minute", 2))]
+        assert await marked(session, event) == [(2, event.starts_at, NOW)]
+
+    async def test_the_larger_never_follows_the_smaller(self, session, manager, user, frozen):
+        """The 24-hour reminder, skipped, counts as sent: it never goes after the 2-hour one."""
+        event = await event_at(session, manager, "Last minute", timedelta(hours=1))
+        await register(session, event, user, RegistrationStatus.CONFIRMED)
+        assert await send_due_reminders(session) == 1
+
+        for _ in range(11):
+            frozen.advance(minutes=5)
+            assert await send_due_reminders(session) == 0
+
+        assert await sent_offsets(session) == [(user.id, subject("Last minute", 2), 2)]
+
+    async def test_new_start_time_rearms_each_offset(
+        self, client, session, manager, user, auth_as, frozen
+    ):
+        event = await event_at(session, manager, "Moving target", timedelta(hours=3))
+        await register(session, event, user, RegistrationStatus.CONFIRMED)
+        assert await send_due_reminders(session) == 1  # 24
+        frozen.advance(hours=1, minutes=30)
+        assert await send_due_reminders(session) == 1  # 2
+        moved_to = NOW + timedelta(hours=10)
+
+        response = await move(client, event, moved_to, await auth_as(manager))
+
+        assert response.status_code == 200
+        frozen.advance(minutes=5)  # the job's next run
+        assert await send_due_reminders(session) == 1  # 24 again, for the new time
+        assert await send_due_reminders(session) == 0
+        frozen.advance(hours=6, minutes=25)  # 2 h before the new time
+        assert await send_due_reminders(session) == 1  # 2 again
+        assert [hours for _, _, hours in await sent_offsets(session)] == [24, 2, 24, 2]
+        assert await mail_summary(session) == [
+            (user.email, subject("Moving target", 24)),
+            (user.email, subject("Moving target", 2)),
+            (user.email, "Event changed: Moving target"),
+            (user.email, subject("Moving target", 24)),
+            (user.email, subject("Moving target", 2)),
+        ]
+        old = NOW + timedelta(hours=3)
+        assert await marked(session, event) == [
+            (2, old, NOW + timedelta(hours=1, minutes=30)),
+            (2, moved_to, NOW + timedelta(hours=8)),
+            (24, old, NOW),
+            (24, moved_to, NOW + timedelta(hours=1, minutes=35)),
+        ]
+
+    async def test_an_offset_added_later_does_not_follow_a_smaller_one(
+        self, session, manager, user, monkeypatch
+    ):
+        event = await event_at(session, manager, "Soon", timedelta(hours=3))
+        await register(session, event, user, RegistrationStatus.CONFIRMED)
+        monkeypatch.setattr(settings, "REMINDER_HOURS", "24")
+        assert await send_due_reminders(session) == 1
+
+        monkeypatch.setattr(settings, "REMINDER_HOURS", "24,48")
+        assert await send_due_reminders(session) == 0
+
+        assert await sent_offsets(session) == [(user.id, subject("Soon", 24), 24)]
 
 
 # --- against committed data: two workers, and the worker's job ----------------------------------
@@ -318,17 +440,14 @@ async def committed_event(
     try:
         yield Committed(prefix=prefix, event_id=event.id, confirmed=confirmed)
     finally:
-        async with AsyncSession(engine) as session:
-            await delete_mail_to(session, prefix)
-            await session.execute(delete(Event).where(col(Event.id) == event.id))
-            await session.execute(delete(User).where(col(User.email).like(f"{prefix}-%")))
-            await session.commit()
+        await delete_committed(engine, prefix, event.id)
 
 
 async def committed_outcome(
     engine: AsyncEngine, world: Committed
 ) -> tuple[list[str], list[uuid.UUID], datetime | None]:
-    """(reminder mail jobs' recipients, reminded user ids, the event's reminder_sent_at)."""
+    """(reminder mail jobs' recipients, reminded user ids, when the event's 24-hour reminder
+    was marked sent)."""
     async with AsyncSession(engine) as session:
         jobs = await session.scalars(
             text(
@@ -345,7 +464,10 @@ async def committed_outcome(
             )
         )
         sent_at = await session.scalar(
-            select(col(Event.reminder_sent_at)).where(col(Event.id) == world.event_id)
+            select(col(EventReminder.sent_at)).where(
+                col(EventReminder.event_id) == world.event_id,
+                col(EventReminder.hours_before) == 24,
+            )
         )
         return sorted(jobs.all()), sorted(reminded.all()), sent_at
 
