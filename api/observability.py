@@ -18,6 +18,7 @@ import structlog
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.config import settings
 from api.metrics import HttpMetrics
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -40,17 +41,29 @@ def request_id_of(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+def fixed_headers() -> list[tuple[bytes, bytes]]:
+    """The headers API.md puts on every answer: nosniff, and HSTS when the service is public
+    over https (a browser then never tries it over plain http for a year)."""
+    headers = [(b"x-content-type-options", b"nosniff")]
+    if settings.PUBLIC_BASE_URL.startswith("https://"):
+        headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+    return headers
+
+
 class ObservabilityMiddleware:
     """Gives each request an id (the caller's X-Request-ID when it is plain, else a new one),
-    returns it as X-Request-ID, binds it to every log line of the request, writes the access line
-    (method, route template, status, duration) and counts the request in `http_metrics`.
+    returns it as X-Request-ID with the `fixed_headers`, binds it to every log line of the
+    request, writes the access line (method, route template, status, duration) and counts the
+    request in `http_metrics`.
 
-    Outermost in the stack, so that every answer carries the id, the 500s and 503s of
+    Outermost in the stack, so that every answer carries these headers, the 500s and 503s of
     UnhandledErrorMiddleware and the 413s of BodySizeLimitMiddleware too."""
 
     def __init__(self, app: ASGIApp, *, http_metrics: HttpMetrics) -> None:
         self.app = app
         self.http_metrics = http_metrics
+        self._fixed_headers = fixed_headers()
+        self._replaced = {REQUEST_ID_HEADER, *(name for name, _ in self._fixed_headers)}
         # Resolved at the first request: logging is configured by the lifespan, which runs after
         # the middleware stack is built. None when INFO lines are filtered out anyway.
         self._access_info: Callable[..., Any] | None = _UNRESOLVED
@@ -76,9 +89,10 @@ class ObservabilityMiddleware:
                     *(
                         header
                         for header in message.get("headers", ())
-                        if header[0].lower() != REQUEST_ID_HEADER
+                        if header[0].lower() not in self._replaced
                     ),
                     id_header,
+                    *self._fixed_headers,
                 ]
             await send(message)
 

@@ -7,36 +7,21 @@ document, and a link that does not work is a page that says so, with status 400.
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, status
+from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse
-from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 
 from api.db import SessionDep
 from api.events.notices import event_summary
+from api.pages import Pages
 from api.reminders import cant_come
 
 router = APIRouter(include_in_schema=False)
 
-# The layout and message page of the verify and reset pages, so that all of them look alike.
-_pages = Environment(
-    loader=ChoiceLoader(
-        [PackageLoader("api.reminders", "templates"), PackageLoader("api.users", "templates")]
-    ),
-    autoescape=select_autoescape(["html"]),
-)
-
-
-def _page(template: str, status_code: int = status.HTTP_200_OK, **context: object) -> HTMLResponse:
-    return HTMLResponse(_pages.get_template(template).render(context), status_code=status_code)
+_pages = Pages("api.reminders")
 
 
 def _bad_link() -> HTMLResponse:
-    return _page(
-        "message.html",
-        status.HTTP_400_BAD_REQUEST,
-        title="This link does not work",
-        message="The can't-come link is invalid, expired or already used.",
-    )
+    return _pages.bad_link("can't-come")
 
 
 @router.get(cant_come.PATH, response_class=HTMLResponse)
@@ -45,7 +30,7 @@ async def cant_come_page(session: SessionDep, token: str = "") -> HTMLResponse:
         seat = await cant_come.seat_for(session, token)
     except cant_come.InvalidLink:
         return _bad_link()
-    return _page("cant_come.html", token=token, event=event_summary(seat.event))
+    return _pages.page("cant_come.html", token=token, event=event_summary(seat.event))
 
 
 @router.post(cant_come.PATH, response_class=HTMLResponse)
@@ -54,9 +39,8 @@ async def cant_come_submit(session: SessionDep, token: Annotated[str, Form()] = 
         seat = await cant_come.give_up_seat(session, token)
     except cant_come.InvalidLink:
         return _bad_link()
-    return _page(
-        "message.html",
-        title="Registration cancelled",
-        message=f'You are no longer registered for "{seat.event.title}". '
+    return _pages.message(
+        "Registration cancelled",
+        f'You are no longer registered for "{seat.event.title}". '
         "Your seat is free for someone else. Thank you for letting us know.",
     )

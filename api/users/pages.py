@@ -11,29 +11,16 @@ from fastapi import APIRouter, Form, status
 from fastapi.responses import HTMLResponse
 from fastapi_users import exceptions
 from fastapi_users.jwt import decode_jwt
-from jinja2 import Environment, PackageLoader, select_autoescape
 
+from api.pages import Pages
 from api.users.dependencies import UserManagerDep
 from api.users.passwords import MAX_LENGTH
 
 router = APIRouter(include_in_schema=False)
 
-_pages = Environment(
-    loader=PackageLoader("api.users", "templates"), autoescape=select_autoescape(["html"])
-)
-
-
-def _page(template: str, status_code: int = status.HTTP_200_OK, **context: object) -> HTMLResponse:
-    return HTMLResponse(_pages.get_template(template).render(context), status_code=status_code)
-
-
-def _bad_link(what: str) -> HTMLResponse:
-    return _page(
-        "message.html",
-        status.HTTP_400_BAD_REQUEST,
-        title="This link does not work",
-        message=f"The {what} link is invalid, expired or already used.",
-    )
+_pages = Pages("api.users")
+_page = _pages.page
+_bad_link = _pages.bad_link
 
 
 @router.get("/verify-email", response_class=HTMLResponse)
