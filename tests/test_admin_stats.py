@@ -73,7 +73,13 @@ class TestAdminStats:
             },
             "registrations": {
                 "total": 0,
-                "by_status": {"CONFIRMED": 0, "WAITLISTED": 0, "CANCELLED": 0},
+                "by_status": {
+                    "CONFIRMED": 0,
+                    "OFFERED": 0,
+                    "WAITLISTED": 0,
+                    "CANCELLED": 0,
+                    "EXPIRED": 0,
+                },
             },
         }
 
@@ -117,7 +123,13 @@ class TestAdminStats:
             },
             "registrations": {
                 "total": 4,
-                "by_status": {"CONFIRMED": 2, "WAITLISTED": 1, "CANCELLED": 1},
+                "by_status": {
+                    "CONFIRMED": 2,
+                    "OFFERED": 0,
+                    "WAITLISTED": 1,
+                    "CANCELLED": 1,
+                    "EXPIRED": 0,
+                },
             },
         }
 

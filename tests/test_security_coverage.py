@@ -54,6 +54,7 @@ SECURITY_IDS = (
     "PRIV-1",
     "WH-1",
     "SSRF-1",
+    "OFF-1",
 )
 TESTS = ROOT / "tests"
 ID_PATTERN = re.compile(r"\b([A-Z]{2,4}-\d+)\b")
