@@ -14,9 +14,11 @@ from api.registrations.checkin import LENGTH as CHECKIN_CODE_LENGTH
 from api.users.models import UserPublic
 
 
+# In the database type's order, by which the attendee list sorts: seats (CONFIRMED, then OFFERED,
+# which holds one), the line, then the ended ones.
 class RegistrationStatus(StrEnum):
-    """In the database type's order, by which the attendee list sorts: seats (CONFIRMED, then
-    OFFERED, which holds one), the line, then the ended ones."""
+    """CONFIRMED (a seat), OFFERED (a seat offered, held until offer_expires_at) and WAITLISTED
+    are live; CANCELLED and EXPIRED (an offer not accepted in time) have ended."""
 
     CONFIRMED = "CONFIRMED"
     OFFERED = "OFFERED"
