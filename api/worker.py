@@ -1,4 +1,5 @@
-"""The durable job queue (pgqueuer): mail and webhook delivery, and periodic cleanup.
+"""The durable job queue (pgqueuer): mail and webhook delivery, reminders, the expiry of lapsed
+waitlist offers, and periodic cleanup.
 
 `event-manager worker` runs it alone; `event-manager serve` runs it inside each web process
 unless RUN_WORKER_IN_PROCESS is false.
@@ -25,6 +26,7 @@ from api.db import get_sessionmaker
 from api.idempotency import service as idempotency_service
 from api.mail import sender
 from api.mail.service import SEND_EMAIL, OutgoingMail, queries_for
+from api.registrations import waitlist
 from api.reminders import service as reminder_service
 from api.testing import service as testing_service
 from api.users.models import AccessToken
@@ -35,6 +37,7 @@ log = structlog.get_logger(__name__)
 CLEANUP_TOKENS = "cleanup_access_tokens"
 CLEANUP_IDEMPOTENCY_KEYS = "cleanup_idempotency_keys"
 SEND_REMINDERS = "send_event_reminders"
+EXPIRE_OFFERS = "expire_waitlist_offers"
 
 
 def retrying_executor(params: EntrypointExecutorParameters) -> DatabaseRetryEntrypointExecutor:
@@ -69,6 +72,11 @@ async def send_event_reminders(_: Job) -> None:
         await reminder_service.send_due_reminders(session)
 
 
+async def expire_waitlist_offers(_: Job) -> None:
+    async with get_sessionmaker()() as session, session.begin():
+        await waitlist.expire_waitlist_offers(session)
+
+
 async def dispatch_webhooks(job: Job) -> None:
     assert job.payload is not None
     await webhook_delivery.dispatch(int(job.payload.decode()))
@@ -88,6 +96,7 @@ async def cleanup_webhook_deliveries(_: Job) -> None:
 # works in the session it is given and answers how many items it handled.
 RUNNABLE_JOBS: dict[str, testing_service.Job] = {
     SEND_REMINDERS: reminder_service.send_due_reminders,
+    EXPIRE_OFFERS: waitlist.expire_waitlist_offers,
 }
 
 
@@ -96,6 +105,7 @@ SCHEDULES = (
     ("enqueue_token_cleanup", "17 * * * *", CLEANUP_TOKENS),
     ("enqueue_idempotency_key_cleanup", "23 * * * *", CLEANUP_IDEMPOTENCY_KEYS),
     ("enqueue_event_reminders", "*/5 * * * *", SEND_REMINDERS),
+    ("enqueue_waitlist_offer_expiry", "* * * * *", EXPIRE_OFFERS),
     ("enqueue_webhook_delivery_cleanup", "41 * * * *", webhook_delivery.CLEANUP_DELIVERIES),
 )
 
@@ -131,6 +141,7 @@ def build_queue(connection: asyncpg.Connection) -> PgQueuer:
         CLEANUP_TOKENS: cleanup_access_tokens,
         CLEANUP_IDEMPOTENCY_KEYS: cleanup_idempotency_keys,
         SEND_REMINDERS: send_event_reminders,
+        EXPIRE_OFFERS: expire_waitlist_offers,
         webhook_delivery.CLEANUP_DELIVERIES: cleanup_webhook_deliveries,
     }
     scheduled = {entrypoint for _, _, entrypoint in SCHEDULES}

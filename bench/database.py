@@ -159,11 +159,14 @@ async def reset_toggles(dsn: str, events: list[str]) -> None:
         await connection.execute(
             # A check-in code is held by CONFIRMED registrations only (a CHECK says so).
             "UPDATE registration SET status = 'CANCELLED', cancelled_at = now(),"
-            " checkin_code = NULL WHERE event_id = ANY($1) AND status <> 'CANCELLED'",
+            " checkin_code = NULL WHERE event_id = ANY($1)"
+            " AND status IN ('CONFIRMED', 'OFFERED', 'WAITLISTED')",
             ids,
         )
         await connection.execute(
-            "UPDATE event SET registered_count = 0, waitlist_count = 0 WHERE id = ANY($1)", ids
+            "UPDATE event SET registered_count = 0, waitlist_count = 0, offered_count = 0"
+            " WHERE id = ANY($1)",
+            ids,
         )
     finally:
         await connection.close()

@@ -212,6 +212,13 @@ async def register(
         event.registered_count += 1
     elif status is RegistrationStatus.WAITLISTED:
         event.waitlist_count += 1
+    elif status is RegistrationStatus.OFFERED:
+        # An open offer, as the waitlist makes it: the seat held for offer_hours.
+        registration.offer_expires_at = min(
+            clock.now() + timedelta(hours=event.offer_hours), event.starts_at
+        )
+        event.registered_count += 1
+        event.offered_count += 1
     session.add_all([event, registration])
     await session.flush()
     return registration
@@ -265,6 +272,8 @@ def event_view(event: Event) -> dict[str, Any]:
         "registration_deadline": event.registration_deadline,
         "requirements": event.requirements,
         "tags": event.tags,
+        "waitlist_mode": str(event.waitlist_mode),
+        "offer_hours": event.offer_hours,
         "status": str(event.status),
         "created_by": str(event.created_by) if event.created_by else None,
         "reviewed_by": str(event.reviewed_by) if event.reviewed_by else None,
@@ -272,6 +281,7 @@ def event_view(event: Event) -> dict[str, Any]:
         "cancellation_reason": event.cancellation_reason,
         "registered_count": event.registered_count,
         "waitlist_count": event.waitlist_count,
+        "offered_count": event.offered_count,
         "spots_left": None if event.capacity is None else event.capacity - event.registered_count,
         "created_at": event.created_at,
         "updated_at": event.updated_at,

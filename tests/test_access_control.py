@@ -35,7 +35,7 @@ from api.events.models import EventStatus
 from api.feeds import service as feed_service
 from api.notifications.models import Notification, NotificationKind
 from api.outbox.models import DomainEventType
-from api.registrations.models import Registration
+from api.registrations.models import Registration, RegistrationStatus
 from api.tokens.models import ApiToken, Scope
 from api.users.models import User, UserRole
 from api.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery, new_secret
@@ -298,6 +298,29 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
         USER: 204,
         MANAGER: 204,
         ADMIN: 204,
+    },
+    # The caller's own registration of the event (API-attendees.md, Waitlist offers): the caller
+    # is registered first (CONFIRMED), or holds an open offer for accept and decline.
+    ("GET", "/api/v1/events/{event_id}/registrations/me"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 200,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("POST", "/api/v1/events/{event_id}/registrations/me/accept"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 200,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("POST", "/api/v1/events/{event_id}/registrations/me/decline"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 200,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
     },
     ("GET", "/api/v1/events/{event_id}/registrations"): {
         ANONYMOUS: 401,
@@ -634,10 +657,13 @@ async def event_path(
     status = EVENT_STATUS_FOR.get(operation, EventStatus.PUBLISHED)
     event = await create_event(session, owner=creator, status=status)
     path = operation[1].replace("{event_id}", str(event.id))
-    if operation[1].endswith("/registrations/me") and actor is not None:
+    if "/registrations/me" in operation[1] and actor is not None:
         registrant = await session.get(User, actor.id)
         assert registrant is not None
-        await register(session, event, registrant)
+        answers_offer = operation[1].endswith(("/accept", "/decline"))
+        await register(
+            session, event, registrant, RegistrationStatus.OFFERED if answers_offer else None
+        )
     if "{registration_id}" in path or operation == CHECK_IN_BY_CODE:
         attendee = await new_account(session, run, UserRole.AUTHENTICATED)
         registrant = await session.get(User, attendee.id)

@@ -79,6 +79,9 @@ SCOPES: dict[tuple[str, str], Need] = {
     ("GET", "/api/v1/events/{event_id}/calendar.ics"): Scope.EVENTS_READ,
     ("POST", "/api/v1/events/{event_id}/registrations"): Scope.REGISTRATIONS_WRITE,
     ("DELETE", "/api/v1/events/{event_id}/registrations/me"): Scope.REGISTRATIONS_WRITE,
+    ("GET", "/api/v1/events/{event_id}/registrations/me"): Scope.REGISTRATIONS_READ,
+    ("POST", "/api/v1/events/{event_id}/registrations/me/accept"): Scope.REGISTRATIONS_WRITE,
+    ("POST", "/api/v1/events/{event_id}/registrations/me/decline"): Scope.REGISTRATIONS_WRITE,
     ("GET", "/api/v1/events/{event_id}/registrations"): Scope.REGISTRATIONS_READ,
     (
         "POST",

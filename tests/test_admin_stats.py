@@ -103,7 +103,13 @@ class TestAdminStats:
             },
             "registrations": {
                 "total": 0,
-                "by_status": {"CONFIRMED": 0, "WAITLISTED": 0, "CANCELLED": 0},
+                "by_status": {
+                    "CONFIRMED": 0,
+                    "OFFERED": 0,
+                    "WAITLISTED": 0,
+                    "CANCELLED": 0,
+                    "EXPIRED": 0,
+                },
             },
             "by_month": by_month(),
         }
@@ -148,7 +154,13 @@ class TestAdminStats:
             },
             "registrations": {
                 "total": 4,
-                "by_status": {"CONFIRMED": 2, "WAITLISTED": 1, "CANCELLED": 1},
+                "by_status": {
+                    "CONFIRMED": 2,
+                    "OFFERED": 0,
+                    "WAITLISTED": 1,
+                    "CANCELLED": 1,
+                    "EXPIRED": 0,
+                },
             },
             "by_month": by_month(
                 m2026_03={"events_created": 6, "events_published": 2, "registrations": 4}

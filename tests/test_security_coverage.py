@@ -54,6 +54,7 @@ SECURITY_IDS = (
     "PRIV-1",
     "WH-1",
     "SSRF-1",
+    "OFF-1",
     "TEST-1",
 )
 TESTS = ROOT / "tests"

@@ -47,6 +47,14 @@ class EventStatus(StrEnum):
     CANCELLED = "CANCELLED"
 
 
+class WaitlistMode(StrEnum):
+    """What a freed seat does: AUTO gives it at once to the head of the waitlist; OFFER offers
+    it to the head of the waitlist, who has `offer_hours` to accept it."""
+
+    AUTO = "AUTO"
+    OFFER = "OFFER"
+
+
 # An event's revision (a calendar's SEQUENCE) rises when one of these, or its status, changes.
 REVISED_FIELDS = frozenset({"starts_at", "ends_at", "location", "online_url"})
 
@@ -89,6 +97,8 @@ Timezone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_iana
 Location = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 OnlineUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_http_url)]
 Capacity = Annotated[int, Field(ge=1, le=100_000)]
+OfferHours = Annotated[int, Field(ge=1, le=168)]
+DEFAULT_OFFER_HOURS = 12
 Requirements = Annotated[str, StringConstraints(max_length=2000)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_LENGTH)]
 Tags = Annotated[list[Tag], BeforeValidator(_tags), Field(max_length=MAX_TAGS)]
@@ -141,6 +151,18 @@ class EventBase(SQLModel):
     registration_deadline: EventTime | None = Field(default=None, sa_type=TIMESTAMP)
     requirements: Requirements | None = Field(default=None, max_length=2000)
     tags: Tags = Field(default_factory=list, sa_type=ARRAY(sa.String(MAX_TAG_LENGTH)))
+    waitlist_mode: WaitlistMode = Field(
+        default=WaitlistMode.AUTO,
+        sa_type=sa.Enum(WaitlistMode, name="waitlist_mode"),
+        sa_column_kwargs={"server_default": WaitlistMode.AUTO.value},
+        description="AUTO: a freed seat goes at once to the head of the waitlist; "
+        "OFFER: it is offered to the head of the waitlist for offer_hours",
+    )
+    offer_hours: OfferHours = Field(
+        default=DEFAULT_OFFER_HOURS,
+        sa_column_kwargs={"server_default": str(DEFAULT_OFFER_HOURS)},
+        description="How long an offered seat is held (OFFER mode), at most until the start",
+    )
 
     @model_validator(mode="after")
     def _check_fields(self) -> Self:
@@ -182,11 +204,17 @@ class Event(EventBase, table=True):
         sa.CheckConstraint(
             "capacity IS NULL OR capacity BETWEEN 1 AND 100000", name="capacity_range"
         ),
+        sa.CheckConstraint("offer_hours BETWEEN 1 AND 168", name="offer_hours_range"),
         # The guarantee behind "never overbooked", whatever the code above it does.
         sa.CheckConstraint(
             "registered_count >= 0 AND waitlist_count >= 0"
             " AND (capacity IS NULL OR registered_count <= capacity)",
             name="counts_within_capacity",
+        ),
+        # Open offers hold seats: they are counted in registered_count too.
+        sa.CheckConstraint(
+            "offered_count >= 0 AND offered_count <= registered_count",
+            name="offers_within_registered",
         ),
     )
 
@@ -203,9 +231,11 @@ class Event(EventBase, table=True):
     review_feedback: str | None = Field(default=None, max_length=2000)
     cancellation_reason: str | None = Field(default=None, max_length=2000)
     # Kept in step with the registrations under the event's row lock
-    # (see api.registrations.service).
+    # (see api.registrations.service): registered_count counts CONFIRMED and OFFERED ones,
+    # offered_count the OFFERED ones, waitlist_count the WAITLISTED ones.
     registered_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     waitlist_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    offered_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(default_factory=clock.current_time, sa_type=TIMESTAMP)
     updated_at: datetime = Field(
         default_factory=clock.current_time,
@@ -251,6 +281,8 @@ class EventUpdate(SQLModel):
     registration_deadline: EventTime | None = None
     requirements: Requirements | None = None
     tags: Tags | None = None
+    waitlist_mode: WaitlistMode | None = None
+    offer_hours: OfferHours | None = None
 
 
 class EventPublic(EventBase):
@@ -260,8 +292,9 @@ class EventPublic(EventBase):
     reviewed_by: uuid.UUID | None
     review_feedback: str | None
     cancellation_reason: str | None
-    registered_count: int
+    registered_count: int = Field(description="CONFIRMED and OFFERED registrations")
     waitlist_count: int
+    offered_count: int = Field(description="OFFERED registrations (each holds a seat)")
     spots_left: int | None = Field(description="null when capacity is unlimited")
     created_at: datetime
     updated_at: datetime

@@ -28,6 +28,7 @@ def event_summary(event: Event) -> dict[str, Any]:
         "title": event.title,
         "when": f"{starts:%a %d %b %Y, %H:%M} to {ends.strftime(end_format)} ({event.timezone})",
         "where": event.location or event.online_url,
+        "timezone": event.timezone,
         "url": f"{settings.PUBLIC_BASE_URL.rstrip('/')}/api/v1/events/{event.id}",
     }
 

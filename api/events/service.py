@@ -1,9 +1,10 @@
 """Event rules: visibility, listing and the approval workflow.
 
 Every change to an event's seats happens under that event's row lock (SELECT ... FOR UPDATE):
-registrations, unregistrations, promotions, capacity edits and cancellation of one event are
-serialised by PostgreSQL, so the counters on the event row are exact and the waitlist is served
-in arrival order. A CHECK constraint on the row refuses an overbooked event whatever happens.
+registrations, unregistrations, promotions, offers and their expiry, capacity edits, mode
+switches and cancellation of one event are serialised by PostgreSQL, so the counters on the
+event row are exact and the waitlist is served in arrival order. A CHECK constraint on the row
+refuses an overbooked event whatever happens.
 The registration rules are in api/registrations/, what the workflow tells whom in
 api/events/notices.py.
 """
@@ -54,7 +55,7 @@ from api.users.models import STAFF_ROLES, User, UserRole, Viewer
 # Registrations build on events, so events do not import them: api.registrations.service joins
 # these when it is loaded, and they run in the caller's transaction, under the event's lock.
 
-Promote = Callable[[AsyncSession, Event], Awaitable[None]]
+FillSeats = Callable[[AsyncSession, Event], Awaitable[None]]
 ReleaseAll = Callable[[AsyncSession, Event, Sequence[User], datetime], Awaitable[None]]
 
 
@@ -62,15 +63,16 @@ async def _not_joined(*_: Any) -> None:
     raise RuntimeError("api.registrations.service is not loaded")
 
 
-_promote: Promote = _not_joined
+_fill_seats: FillSeats = _not_joined
 _release_all: ReleaseAll = _not_joined
 
 
-def join_registration_rules(*, promote: Promote, release_all: ReleaseAll) -> None:
-    """`promote` fills the seats a raised capacity frees from the waitlist; `release_all` cancels
-    every live registration of an event being cancelled (its registrants given)."""
-    global _promote, _release_all
-    _promote, _release_all = promote, release_all
+def join_registration_rules(*, fill_seats: FillSeats, release_all: ReleaseAll) -> None:
+    """`fill_seats` fills free seats from the waitlist as the event's waitlist_mode says (after a
+    raised capacity or a mode switch); `release_all` cancels every live registration of an event
+    being cancelled (its registrants given)."""
+    global _fill_seats, _release_all
+    _fill_seats, _release_all = fill_seats, release_all
 
 
 TRANSITIONS: dict[EventStatus, frozenset[EventStatus]] = {
@@ -84,6 +86,10 @@ TRANSITIONS: dict[EventStatus, frozenset[EventStatus]] = {
 DELETABLE = frozenset({EventStatus.PENDING, EventStatus.REJECTED})
 # A change to one of these on a published event is news for its registrants.
 TIME_AND_PLACE = frozenset({"starts_at", "ends_at", "timezone", "location", "online_url"})
+# A change to one of these may let free seats go to the waitlist: a raised capacity; a mode
+# switch (open offers run their course, free seats follow the new mode at once); a deadline
+# moved later (in OFFER mode no offer is made past it).
+SEAT_RULES = frozenset({"capacity", "waitlist_mode", "registration_deadline"})
 
 
 class EventNotFound(NotFound):
@@ -192,7 +198,7 @@ async def get_public_event(
     return EventPublic.model_validate(values)
 
 
-async def _lock(session: AsyncSession, event: Event) -> Event:
+async def lock_event(session: AsyncSession, event: Event) -> Event:
     """Take the event's row lock and re-read it into `event`."""
     await session.execute(_event_by_id(event.id, lock=True))
     return event
@@ -287,7 +293,7 @@ async def update_event(
 ) -> Event:
     """Apply a PATCH. With `if_match`, only when it names the event's current ETag (that of
     GET /events/{id}), compared under the row lock: of two writers holding one tag, one wins."""
-    await _lock(session, event)
+    await lock_event(session, event)
     if if_match is not None:
         current = etag_of(EventPublic.model_validate(event))
         if not if_match_allows(if_match, current):
@@ -312,8 +318,8 @@ async def update_event(
     await session.flush()
     if not changed:
         return event  # nothing changed: nothing to tell
-    if "capacity" in changed:
-        await _promote(session, event)
+    if changed & SEAT_RULES:
+        await _fill_seats(session, event)
     told = event.status is EventStatus.PUBLISHED and bool(changed & TIME_AND_PLACE)
     await announce(
         session,
@@ -351,7 +357,7 @@ async def _review(
 ) -> Event:
     if reviewer.role is UserRole.MANAGER and event.created_by == reviewer.id:
         raise CannotReviewOwnEvent(reason="Another manager or an admin must review this event")
-    await _lock(session, event)
+    await lock_event(session, event)
     before = _transition(event, target)
     event.reviewed_by = reviewer.id
     event.review_feedback = feedback
@@ -398,7 +404,7 @@ async def reject_event(
 
 async def submit_event(session: AsyncSession, *, creator: User, event: Event) -> Event:
     """A rejected event, edited, goes back to review."""
-    await _lock(session, event)
+    await lock_event(session, event)
     _transition(event, EventStatus.PENDING)
     session.add(event)
     await _announce_to_reviewers(session, event, DomainEventType.EVENT_SUBMITTED, submitter=creator)
@@ -409,7 +415,7 @@ async def cancel_event(
     session: AsyncSession, *, actor: User, event: Event, reason: str | None
 ) -> Event:
     """Cancel the event and release every registration; registrants are told why."""
-    await _lock(session, event)
+    await lock_event(session, event)
     before_status = _transition(event, EventStatus.CANCELLED)
     before = {
         "status": before_status,
@@ -419,7 +425,7 @@ async def cancel_event(
     registrants = await _registrants(session, event)
     now = clock.now()
     await _release_all(session, event, registrants, now)
-    event.registered_count = event.waitlist_count = 0
+    event.registered_count = event.waitlist_count = event.offered_count = 0
     event.cancelled_at = now
     event.cancellation_reason = reason
     session.add(event)

@@ -126,7 +126,10 @@ def _feed_events(owner_id: uuid.UUID, *, staff: bool, now: datetime) -> Any:
     The owner's registrations are summed up per event: SEQUENCE adds how often the registration
     was cancelled or made again (each registration row but the first was made again; rows are
     never deleted while the owner exists, so this never falls)."""
-    cancelled = col(Registration.status) == RegistrationStatus.CANCELLED
+    # An expired offer ended the registration as a cancellation does.
+    cancelled = col(Registration.status).in_(
+        (RegistrationStatus.CANCELLED, RegistrationStatus.EXPIRED)
+    )
     recent = now - timedelta(days=settings.CALENDAR_FEED_CANCELLED_DAYS)
     held = (
         select(

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Response
 
 from api.db import SessionDep
 from api.errors import error_responses
-from api.events.dependencies import OWNER_ERRORS, StaffedEventDep
+from api.events.dependencies import OWNER_ERRORS
 from api.insights import chart
 from api.insights import service as insights_service
 from api.insights.models import EventStats
+from api.registrations.dependencies import SettledStaffedEventDep
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
 
@@ -35,7 +36,7 @@ def _chart_limiter() -> anyio.CapacityLimiter:
     responses=error_responses(*OWNER_ERRORS),
     openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
 )
-async def get_event_stats(event: StaffedEventDep, session: SessionDep) -> EventStats:
+async def get_event_stats(event: SettledStaffedEventDep, session: SessionDep) -> EventStats:
     """The event's registrations by status, no-show rate, waitlist conversion and day-by-day
     timeline (creator, managers, admins)."""
     return await insights_service.get_event_stats(session, event=event)
@@ -50,7 +51,7 @@ async def get_event_stats(event: StaffedEventDep, session: SessionDep) -> EventS
     },
     openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
 )
-async def get_event_stats_chart(event: StaffedEventDep, session: SessionDep) -> Response:
+async def get_event_stats_chart(event: SettledStaffedEventDep, session: SessionDep) -> Response:
     """The event's cumulative registrations per day as a PNG chart (800 x 450): registered,
     still registered net of cancellations, and the capacity line (creator, managers, admins)."""
     stats = await insights_service.get_event_stats(session, event=event)

@@ -101,8 +101,6 @@ def _as_float(value: Any) -> float | None:
 async def get_event_stats(session: AsyncSession, *, event: Event) -> EventStats:
     """The event's registrations by status, its no-show rate and waitlist conversion, and its
     registrations and cancellations per day."""
-    # SETTLE LAPSED OFFERS FIRST (API-attendees.md, Waitlist offers): once registrations can
-    # hold offers, the event's lapsed ones are made EXPIRED here, before anything is counted.
     rows = (await session.execute(_counts_statement(event.id))).all()
     by_status = {str(row.status): row.registrations for row in rows if row.status is not None}
     total = next((row for row in rows if row.status is None), None)

@@ -1,9 +1,11 @@
 """Rendering mail and queueing it in the caller's transaction."""
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from pgqueuer import AsyncpgDriver, Queries
@@ -29,6 +31,8 @@ SUBJECTS = {
     "event_reminder": "Reminder: {title} starts within {within}",
     "registration_confirmed": "Registration received: {title}",
     "waitlist_promoted": "You have a seat: {title}",
+    "waitlist_offer": "A seat is offered to you: {title}",
+    "waitlist_offer_expired": "Your seat offer expired: {title}",
     "webhook_disabled": "Your webhook was disabled",
 }
 
@@ -48,7 +52,13 @@ def duration(minutes: int) -> str:
     return f"{hours} hour{'s' * (hours != 1)}"
 
 
+def local_time(moment: datetime, timezone: str) -> str:
+    """A moment as an event's mails show times: "Wed 04 Mar 2099, 10:00 (Europe/Berlin)"."""
+    return f"{moment.astimezone(ZoneInfo(timezone)):%a %d %b %Y, %H:%M} ({timezone})"
+
+
 _templates.filters["duration"] = duration
+_templates.filters["local_time"] = local_time
 
 
 def subject(template: str, context: Mapping[str, Any]) -> str:

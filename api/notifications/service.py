@@ -23,7 +23,15 @@ from sqlmodel import col
 from api import clock
 from api.db import shown_columns
 from api.errors import NotFound
-from api.mail.service import Attachment, enqueue_mails, render, subject
+from api.mail.service import (
+    SUBJECTS,
+    Attachment,
+    OutgoingMail,
+    enqueue_mails,
+    local_time,
+    render,
+    subject,
+)
 from api.notifications.models import (
     ChannelSettings,
     ChannelUpdate,
@@ -49,11 +57,14 @@ TEMPLATES = {
     NotificationKind.EVENT_REMINDER: "event_reminder",
     NotificationKind.REGISTRATION_CONFIRMED: "registration_confirmed",
     NotificationKind.WAITLIST_PROMOTED: "waitlist_promoted",
+    NotificationKind.WAITLIST_OFFER: "waitlist_offer",
+    NotificationKind.WAITLIST_OFFER_EXPIRED: "waitlist_offer_expired",
     NotificationKind.WEBHOOK_DISABLED: "webhook_disabled",
 }
 
 # The in-app text; the title is the mail's subject.
 _text = Environment(undefined=StrictUndefined, autoescape=False)
+_text.filters["local_time"] = local_time
 BODIES = {
     kind: _text.from_string(source)
     for kind, source in {
@@ -81,6 +92,14 @@ BODIES = {
         ),
         NotificationKind.WAITLIST_PROMOTED: (
             'A seat freed up: your place at "{{ event.title }}" ({{ event.when }}) is confirmed.'
+        ),
+        NotificationKind.WAITLIST_OFFER: (
+            'A seat at "{{ event.title }}" ({{ event.when }}) is offered to you until '
+            "{{ offer_expires_at | local_time(event.timezone) }}: accept or decline it by then."
+        ),
+        NotificationKind.WAITLIST_OFFER_EXPIRED: (
+            'Your seat offer for "{{ event.title }}" ({{ event.when }}) expired. While '
+            "registration is open, you may register again, at the end of the line."
         ),
         NotificationKind.PRO_STATUS_CHANGED: (
             "Your professional status is now: "
@@ -183,6 +202,34 @@ async def notify_all(
             if channels[user.id].email
         ],
     )
+
+
+async def notify_each(
+    session: AsyncSession,
+    kind: NotificationKind,
+    notices: Sequence[tuple[User, Mapping[str, Any]]],
+) -> None:
+    """Raise one notice of `kind` per (user, context): each with its own details (as the
+    registration it is about), in one statement for the inbox and one for the mail."""
+    if not notices:
+        return
+    channels = await channels_for(session, [user.id for user, _ in notices], kind)
+    template = TEMPLATES[kind]
+    inbox: list[Notification] = []
+    mails: list[OutgoingMail] = []
+    for user, context in notices:
+        if channels[user.id].in_app:
+            title = SUBJECTS[template].format(title=context.get("event", {}).get("title", ""))
+            body = BODIES[kind].render(context)
+            inbox.append(
+                Notification(
+                    user_id=user.id, kind=kind, title=title, body=body, data=_data(dict(context))
+                )
+            )
+        if channels[user.id].email:
+            mails.append(render(template, user.email, name=user.display_name, **context))
+    session.add_all(inbox)
+    await enqueue_mails(session, mails)
 
 
 async def notify(

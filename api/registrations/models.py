@@ -14,13 +14,29 @@ from api.registrations.checkin import LENGTH as CHECKIN_CODE_LENGTH
 from api.users.models import UserPublic
 
 
+# In the database type's order, by which the attendee list sorts: seats (CONFIRMED, then OFFERED,
+# which holds one), the line, then the ended ones.
 class RegistrationStatus(StrEnum):
+    """CONFIRMED (a seat), OFFERED (a seat offered, held until offer_expires_at) and WAITLISTED
+    are live; CANCELLED and EXPIRED (an offer not accepted in time) have ended."""
+
     CONFIRMED = "CONFIRMED"
+    OFFERED = "OFFERED"
     WAITLISTED = "WAITLISTED"
     CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
 
 
-ACTIVE_REGISTRATION = (RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED)
+# The live registrations: at most one per user and event. CANCELLED and EXPIRED ones have ended.
+ACTIVE_REGISTRATION = (
+    RegistrationStatus.CONFIRMED,
+    RegistrationStatus.OFFERED,
+    RegistrationStatus.WAITLISTED,
+)
+# ACTIVE_REGISTRATION as SQL, for the partial unique index and the statements it must serve.
+LIVE_STATUS_SQL = "status IN ('CONFIRMED', 'OFFERED', 'WAITLISTED')"
+# An open offer, as SQL (literal, so that the partial index below serves the statements).
+OPEN_OFFER_SQL = "status = 'OFFERED'"
 
 
 class RegistrationBase(SQLModel):
@@ -39,7 +55,15 @@ class Registration(RegistrationBase, table=True):
             "event_id",
             "user_id",
             unique=True,
-            postgresql_where=sa.text("status <> 'CANCELLED'"),
+            postgresql_where=sa.text(LIVE_STATUS_SQL),
+        ),
+        # The open offers by event and deadline: the settlement of lapsed ones (per event and
+        # for all events). Partial: registrations without an open offer are not in it.
+        sa.Index(
+            "ix_registration_open_offer",
+            "event_id",
+            "offer_expires_at",
+            postgresql_where=sa.text(OPEN_OFFER_SQL),
         ),
         # The attendee list, and the waitlist in order.
         sa.Index("ix_registration_event_status_seq", "event_id", "status", "seq"),
@@ -71,6 +95,8 @@ class Registration(RegistrationBase, table=True):
     # When it got a seat (created CONFIRMED or promoted); kept once cancelled, so that a
     # cancelled registration tells whether it had been CONFIRMED.
     confirmed_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
+    # Until when an offered seat is held (OFFER mode); kept once the offer has ended.
+    offer_expires_at: datetime | None = Field(default=None, sa_type=TIMESTAMP)
 
 
 class RegistrationPublic(RegistrationBase):
@@ -81,7 +107,10 @@ class RegistrationPublic(RegistrationBase):
     created_at: datetime
     promoted_at: datetime | None
     checked_in_at: datetime | None
-    cancelled_at: datetime | None
+    cancelled_at: datetime | None = Field(description="When it was CANCELLED or EXPIRED")
+    offer_expires_at: datetime | None = Field(
+        description="Until when an offered seat is held; kept once the offer has ended"
+    )
 
 
 class Attendee(RegistrationPublic):

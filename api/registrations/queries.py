@@ -1,5 +1,6 @@
 """Reading registrations: an event's attendee list (a page, or every row for the CSV), and the
-caller's own registrations with their events, places in line and check-in codes."""
+caller's own registrations with their events, places in line and check-in codes (all of them,
+or theirs of one event)."""
 
 import uuid
 from collections.abc import Sequence
@@ -31,7 +32,8 @@ def _positions(*conditions: Any) -> Any:
 
 
 def attendees_query(event: Event, status: RegistrationStatus | None) -> Select[Any]:
-    """Confirmed first, then the waitlist in order; live registrations unless `status` says."""
+    """Confirmed first, then open offers, then the waitlist in order (the status type's order);
+    live registrations unless `status` says."""
     positions = _positions(col(Registration.event_id) == event.id)
     statement = (
         select(Registration, User, positions.c.position)
@@ -73,6 +75,40 @@ def user_registrations_query(user_id: uuid.UUID) -> Select[Any]:
         .where(col(Registration.user_id) == user_id)
         .order_by(col(Registration.created_at).desc(), col(Registration.seq).desc())
     )
+
+
+def own_registration_query(event_id: uuid.UUID, user_id: uuid.UUID) -> Select[tuple[Registration]]:
+    """The user's live registration of the event, else their latest (read through the user's
+    registrations index: a user has few)."""
+    return (
+        select(Registration)
+        .where(col(Registration.event_id) == event_id, col(Registration.user_id) == user_id)
+        .order_by(
+            col(Registration.status).in_(ACTIVE_REGISTRATION).desc(),
+            col(Registration.seq).desc(),
+        )
+        .limit(1)
+    )
+
+
+async def get_own_event_registration(
+    session: AsyncSession, *, user: User, event: Event
+) -> tuple[Registration, int | None]:
+    """GET /events/{id}/registrations/me: the user's live registration of the event, else their
+    latest, with its place in line; 404 when they never registered."""
+    registration = await session.scalar(own_registration_query(event.id, user.id))
+    if registration is None:
+        raise RegistrationNotFound()
+    if registration.status is not RegistrationStatus.WAITLISTED:
+        return registration, None
+    position = await session.scalar(
+        select(func.count()).where(
+            col(Registration.event_id) == event.id,
+            col(Registration.status) == RegistrationStatus.WAITLISTED,
+            col(Registration.seq) <= registration.seq,
+        )
+    )
+    return registration, position
 
 
 async def get_user_registration(

@@ -1,6 +1,8 @@
-"""Registrations: taking and giving up a seat, the attendee list, check-in (by registration or
-by check-in code), the caller's own registrations and their tickets. The rules are in
-api/registrations/service.py, the reads in api/registrations/queries.py."""
+"""Registrations: taking and giving up a seat, seat offers (accept, decline), the attendee list,
+check-in (by registration or by check-in code), the caller's own registrations and their
+tickets. The rules are in api/registrations/service.py, waitlist.py and offers.py, the reads in
+api/registrations/queries.py. The routes on one event settle its lapsed offers first
+(api/registrations/dependencies.py)."""
 
 import csv
 import io
@@ -13,11 +15,12 @@ from fastapi.concurrency import run_in_threadpool
 from api.db import SessionDep
 from api.errors import Forbidden, Unauthorized, error_responses
 from api.events import service as event_service
-from api.events.dependencies import OWNER_ERRORS, StaffedEventDep
+from api.events.dependencies import OWNER_ERRORS
 from api.pagination import Page, PageParamsDep
-from api.registrations import checkin
+from api.registrations import checkin, offers, waitlist
 from api.registrations import queries as registration_queries
 from api.registrations import service as registration_service
+from api.registrations.dependencies import RegistrantEventDep, SettledStaffedEventDep
 from api.registrations.models import (
     Attendee,
     CheckInByCode,
@@ -66,12 +69,12 @@ def _registration(registration: Any, position: int | None) -> RegistrationPublic
     openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
 )
 async def register_for_event(
-    event_id: uuid.UUID, user: VerifiedUser, session: SessionDep
+    user: VerifiedUser, event: RegistrantEventDep, session: SessionDep
 ) -> RegistrationOwnerView:
     """Take a seat, or a place on the waitlist when the event is full (verified users); a seat
     comes with its check-in code."""
     registration, position = await registration_service.register_for_event(
-        session, user=user, event_id=event_id
+        session, user=user, event=event
     )
     return RegistrationOwnerView.model_validate(
         registration, update={"waitlist_position": position}
@@ -87,11 +90,72 @@ async def register_for_event(
     openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
 )
 async def unregister_from_event(
-    event_id: uuid.UUID, user: CurrentUser, session: SessionDep
+    user: CurrentUser, event: RegistrantEventDep, session: SessionDep
 ) -> Response:
-    """Give up one's registration; the first on the waitlist takes the freed seat."""
-    await registration_service.unregister_from_event(session, user=user, event_id=event_id)
+    """Give up one's registration (an offer: declined); a freed seat goes to the head of the
+    waitlist, at once or as an offer, as the event's waitlist_mode says."""
+    await registration_service.unregister_from_event(session, user=user, event=event)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+OWN_REGISTRATION_ERRORS = (
+    Unauthorized,
+    event_service.EventNotFound,
+    registration_service.RegistrationNotFound,
+)
+OFFER_ERRORS = (*OWN_REGISTRATION_ERRORS, offers.OfferExpired, offers.NoOpenOffer)
+
+
+def _owner_view(registration: Any, position: int | None = None) -> RegistrationOwnerView:
+    return RegistrationOwnerView.model_validate(
+        registration, update={"waitlist_position": position}
+    )
+
+
+@router.get(
+    "/{event_id}/registrations/me",
+    response_model=RegistrationOwnerView,
+    responses=error_responses(*OWN_REGISTRATION_ERRORS),
+    openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
+)
+async def get_my_event_registration(
+    user: CurrentUser, event: RegistrantEventDep, session: SessionDep
+) -> RegistrationOwnerView:
+    """The caller's registration of the event: the live one (CONFIRMED, OFFERED or WAITLISTED),
+    else the latest; with its place in line, offer deadline and check-in code."""
+    registration, position = await registration_queries.get_own_event_registration(
+        session, user=user, event=event
+    )
+    return _owner_view(registration, position)
+
+
+@router.post(
+    "/{event_id}/registrations/me/accept",
+    response_model=RegistrationOwnerView,
+    responses=error_responses(*OFFER_ERRORS),
+    openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
+)
+async def accept_seat_offer(
+    user: CurrentUser, event: RegistrantEventDep, session: SessionDep
+) -> RegistrationOwnerView:
+    """Accept the seat offered to the caller before offer_expires_at: CONFIRMED, with a
+    check-in code (a registration already CONFIRMED is answered unchanged)."""
+    registration = await offers.accept_offer(session, user=user, event=event)
+    return _owner_view(registration)
+
+
+@router.post(
+    "/{event_id}/registrations/me/decline",
+    response_model=RegistrationOwnerView,
+    responses=error_responses(*OFFER_ERRORS),
+    openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
+)
+async def decline_seat_offer(
+    user: CurrentUser, event: RegistrantEventDep, session: SessionDep
+) -> RegistrationOwnerView:
+    """Decline the seat offered to the caller: CANCELLED, and the seat is offered on."""
+    registration = await offers.decline_offer(session, user=user, event=event)
+    return _owner_view(registration)
 
 
 def _attendees_csv(rows: Any) -> str:
@@ -126,17 +190,19 @@ def _attendees_csv(rows: Any) -> str:
     openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
 )
 async def list_event_registrations(
-    event: StaffedEventDep,
+    event: SettledStaffedEventDep,
     session: SessionDep,
     params: PageParamsDep,
     request: Request,
     registration_status: Annotated[
         RegistrationStatus | None,
-        Query(alias="status", description="default: CONFIRMED and WAITLISTED"),
+        Query(
+            alias="status", description="default: the live ones (CONFIRMED, OFFERED, WAITLISTED)"
+        ),
     ] = None,
 ) -> Page[Attendee] | Response:
-    """The attendee list (creator, managers, admins): confirmed first, then the waitlist in
-    order. With `Accept: text/csv`, every matching registration as CSV (no paging)."""
+    """The attendee list (creator, managers, admins): confirmed first, then open offers, then the
+    waitlist in order. With `Accept: text/csv`, every matching registration as CSV (no paging)."""
     if "text/csv" in request.headers.get("accept", ""):
         rows = await registration_queries.all_attendees(
             session, event=event, status=registration_status
@@ -152,7 +218,7 @@ async def list_event_registrations(
         session, event=event, params=params, status=registration_status
     )
     return Page[Attendee].build(
-        [registration_service.attendee(*row) for row in rows],
+        [waitlist.attendee(*row) for row in rows],
         total=total,
         params=params,
         request=request,
@@ -171,7 +237,7 @@ async def list_event_registrations(
     openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
 )
 async def check_in_registration(
-    registration_id: uuid.UUID, event: StaffedEventDep, session: SessionDep
+    registration_id: uuid.UUID, event: SettledStaffedEventDep, session: SessionDep
 ) -> RegistrationPublic:
     """Mark a confirmed attendee as arrived (creator, managers, admins)."""
     registration = await registration_service.check_in(
@@ -192,14 +258,14 @@ async def check_in_registration(
     openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
 )
 async def check_in_by_code(
-    check_in_in: CheckInByCode, event: StaffedEventDep, session: SessionDep
+    check_in_in: CheckInByCode, event: SettledStaffedEventDep, session: SessionDep
 ) -> Attendee:
     """Mark the holder of a check-in code as arrived (creator, managers, admins); the code may be
     typed in any case, with spaces or hyphens, O for 0 and I or L for 1."""
     registration, registrant = await registration_service.check_in_by_code(
         session, event=event, code=check_in_in.code
     )
-    return registration_service.attendee(registration, registrant)
+    return waitlist.attendee(registration, registrant)
 
 
 @me_router.get(

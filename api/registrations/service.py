@@ -1,9 +1,11 @@
-"""Registration rules: taking a seat or a place in line, the waitlist and its promotions,
-giving a registration up, and check-in (by registration or by check-in code).
+"""Registration rules: taking a seat or a place in line, giving a registration up, and check-in
+(by registration or by check-in code).
 
 Every change to an event's seats happens under that event's row lock (SELECT ... FOR UPDATE),
-as api.events.service describes; the attendee list and the caller's own registrations are read
-in api.registrations.queries.
+as api.events.service describes. Freed seats go to the waitlist as api.registrations.waitlist
+says (promotions, offers and their expiry); accepting and declining an offer are in
+api.registrations.offers; the attendee list and the caller's own registrations are read in
+api.registrations.queries.
 """
 
 import uuid
@@ -12,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
@@ -25,9 +26,10 @@ from api.events.notices import event_summary
 from api.notifications.models import NotificationKind
 from api.notifications.service import announce, channels_for, notify
 from api.outbox.models import DomainEventType
-from api.registrations import checkin
+from api.registrations import checkin, waitlist
 from api.registrations.models import ACTIVE_REGISTRATION, Attendee, Registration, RegistrationStatus
 from api.registrations.seats import SEAT
+from api.registrations.waitlist import attendee
 from api.users.models import User, UserPublic
 
 
@@ -53,18 +55,6 @@ class NotConfirmed(Conflict):
 
 class CheckinCodeNotFound(NotFound):
     code = "CHECKIN_CODE_NOT_FOUND"
-
-
-# The unique index on registration.checkin_code.
-CHECKIN_CODE_INDEX = "uq_registration_checkin_code"
-
-
-def attendee(registration: Registration, user: User, position: int | None = None) -> Attendee:
-    """A registration as the attendee list shows it: the data of `registration.*` events."""
-    return Attendee.model_validate(
-        registration,
-        update={"waitlist_position": position, "user": UserPublic.model_validate(user)},
-    )
 
 
 def _not_open_reason(event: Event, now: datetime) -> str | None:
@@ -113,6 +103,7 @@ def _seat_announcements(
             promoted_at=None,
             checked_in_at=None,
             cancelled_at=None,
+            offer_expires_at=None,
             user=UserPublic.model_validate(user),
         ).model_dump(mode="json")
         for name, status, position in (
@@ -164,16 +155,16 @@ async def _take_seat(
 
 
 async def register_for_event(
-    session: AsyncSession, *, user: User, event_id: uuid.UUID
+    session: AsyncSession, *, user: User, event: Event
 ) -> tuple[Registration, int | None]:
     """A seat when one is free, else the end of the waitlist; decided under the event's lock.
+    `event` is visible to the user (its lapsed offers settled first, by the route).
 
     The lock serialises every registration of a popular event and is held until the commit, so
     everything that does not depend on the seat comes first (the checks, what the notice needs),
     then one statement takes the lock and decides (api.registrations.seats), then the notice is
     written.
     """
-    event = await event_service.get_visible_event(session, event_id, viewer=user)
     _ensure_open(event)
     if await _live_registration(session, event.id, user.id) is not None:
         raise AlreadyRegistered()
@@ -191,93 +182,35 @@ async def register_for_event(
     return registration, position
 
 
-async def _promote(session: AsyncSession, event: Event) -> None:
-    """Fill free seats from the head of the waitlist (the event is locked by the caller)."""
-    if event.status is not EventStatus.PUBLISHED or not event.waitlist_count:
-        return
-    if event.starts_at <= clock.now():
-        return  # a seat freed once the event has begun is no use to anyone in line
-    free = None if event.capacity is None else event.capacity - event.registered_count
-    if free is not None and free <= 0:
-        return
-    rows = (
-        await session.execute(
-            select(Registration, User)
-            .join(User, col(User.id) == col(Registration.user_id))
-            .where(
-                col(Registration.event_id) == event.id,
-                col(Registration.status) == RegistrationStatus.WAITLISTED,
-            )
-            .order_by(col(Registration.seq).asc())
-            .limit(free)
-        )
-    ).all()
-    if not rows:
-        return
-    await _confirm(session, [registration for registration, _ in rows], clock.now())
-    event.registered_count += len(rows)
-    event.waitlist_count -= len(rows)
-    session.add(event)
-    await announce(
-        session,
-        DomainEventType.REGISTRATION_PROMOTED,
-        [attendee(registration, user) for registration, user in rows],
-        notify=[user for _, user in rows],
-        kind=NotificationKind.WAITLIST_PROMOTED,
-        event=event_summary(event),
-    )
-
-
-async def _confirm(
-    session: AsyncSession, registrations: Sequence[Registration], now: datetime
-) -> None:
-    """Promote waitlisted registrations, each with a new check-in code.
-
-    Written in a savepoint: were a code already taken (a chance of 2^-50 per confirmed
-    registration), the unique index refuses the write, and it is made again with new codes.
-    """
-    while True:
-        try:
-            async with session.begin_nested():
-                for registration in registrations:
-                    registration.status = RegistrationStatus.CONFIRMED
-                    registration.promoted_at = registration.confirmed_at = now
-                    registration.checkin_code = checkin.generate()
-                    session.add(registration)
-        except IntegrityError as error:
-            if _constraint_name(error) != CHECKIN_CODE_INDEX:
-                raise
-            continue
-        return
-
-
-def _constraint_name(error: IntegrityError) -> str | None:
-    return getattr(getattr(error.orig, "__cause__", None), "constraint_name", None)
-
-
-async def _release(
+async def release_registration(
     session: AsyncSession, event: Event, registration: Registration, user: User
 ) -> None:
-    """Cancel one live registration (of `user`) of a locked event, and move the line up."""
-    if registration.status is RegistrationStatus.CONFIRMED:
-        event.registered_count -= 1
-    else:
+    """Cancel one live registration (of `user`) of a locked event (an offer: declined), and
+    let the seat it held go to the line."""
+    if registration.status is RegistrationStatus.WAITLISTED:
         event.waitlist_count -= 1
+    else:
+        event.registered_count -= 1
+        if registration.status is RegistrationStatus.OFFERED:
+            event.offered_count -= 1
     registration.status = RegistrationStatus.CANCELLED
     registration.cancelled_at = clock.now()
     registration.checkin_code = None
     session.add_all([event, registration])
     await session.flush()
     await announce(session, DomainEventType.REGISTRATION_CANCELLED, attendee(registration, user))
-    await _promote(session, event)
+    await waitlist.fill_free_seats(session, event)
 
 
-async def unregister_from_event(session: AsyncSession, *, user: User, event_id: uuid.UUID) -> None:
-    event = await event_service.get_visible_event(session, event_id, viewer=user, lock=True)
+async def unregister_from_event(session: AsyncSession, *, user: User, event: Event) -> None:
+    """Give up the user's live registration of `event` (visible to them): a seat, a place in
+    line, or an offer (a decline)."""
+    await event_service.lock_event(session, event)
+    await waitlist.settle_locked(session, event)
     registration = await _live_registration(session, event.id, user.id)
     if registration is None:
         raise RegistrationNotFound()
-    await _release(session, event, registration, user)
+    await release_registration(session, event, registration, user)
 
 
 async def release_user_registrations(session: AsyncSession, *, user: User) -> None:
@@ -294,9 +227,12 @@ async def release_user_registrations(session: AsyncSession, *, user: User) -> No
     ).all()
     for event_id in event_ids:
         event = await session.scalar(event_service._event_by_id(event_id, lock=True))
+        if event is None:
+            continue
+        await waitlist.settle_locked(session, event)
         registration = await _live_registration(session, event_id, user.id)
-        if event is not None and registration is not None:
-            await _release(session, event, registration, user)
+        if registration is not None:
+            await release_registration(session, event, registration, user)
 
 
 async def check_in(
@@ -385,6 +321,9 @@ async def release_event_registrations(
     )
 
 
-# The event workflow runs these in its transactions: a raised capacity fills seats from the
-# waitlist, a cancellation releases every registration (events do not import registrations).
-event_service.join_registration_rules(promote=_promote, release_all=release_event_registrations)
+# The event workflow runs these in its transactions: a raised capacity or a mode switch fills
+# seats from the waitlist, a cancellation releases every registration (events do not import
+# registrations).
+event_service.join_registration_rules(
+    fill_seats=waitlist.fill_free_seats, release_all=release_event_registrations
+)

@@ -143,12 +143,12 @@ async def give_up_seat(session: AsyncSession, token: str) -> Seat:
     claims = _claims(token)
     seat = await _load(session, claims)
     try:
-        await event_service.get_visible_event(session, seat.event.id, viewer=seat.user, lock=True)
-        await session.refresh(seat.registration)
-        _check(claims, seat.registration, seat.event)
-        await registration_service.unregister_from_event(
-            session, user=seat.user, event_id=seat.event.id
+        event = await event_service.get_visible_event(
+            session, seat.event.id, viewer=seat.user, lock=True
         )
+        await session.refresh(seat.registration)
+        _check(claims, seat.registration, event)
+        await registration_service.unregister_from_event(session, user=seat.user, event=event)
     except (event_service.EventNotFound, registration_service.RegistrationNotFound) as error:
         raise InvalidLink() from error
     return seat

@@ -204,7 +204,8 @@ async def register(request: Request) -> Response:
             row = await connection.fetchrow(
                 "INSERT INTO registration (id, event_id, user_id, status, created_at, updated_at)"
                 " VALUES (gen_random_uuid(), $1, $2, $3, now(), now())"
-                " ON CONFLICT (event_id, user_id) WHERE status <> 'CANCELLED' DO NOTHING"
+                " ON CONFLICT (event_id, user_id)"
+                " WHERE status IN ('CONFIRMED', 'OFFERED', 'WAITLISTED') DO NOTHING"
                 " RETURNING id, event_id, user_id, status, created_at",
                 request.path_params["id"],
                 user["id"],
@@ -234,7 +235,7 @@ async def unregister(request: Request) -> Response:
             was = await connection.fetchval(
                 "UPDATE registration SET status = 'CANCELLED', cancelled_at = now(),"
                 " updated_at = now() WHERE event_id = $1 AND user_id = $2"
-                " AND status <> 'CANCELLED' RETURNING status",
+                " AND status IN ('CONFIRMED', 'WAITLISTED') RETURNING status",
                 event_id,
                 user["id"],
             )

@@ -414,11 +414,12 @@ class TestRegistrationWaitingForTheEventLock:
             await event_service.cancel_event(
                 canceller, actor=owner.user, event=loaded, reason="Venue closed"
             )
+            # Loaded (as the route loads it) before the cancellation commits: still PUBLISHED.
+            seen = await registrant.get(Event, event.id)
+            assert seen is not None
             pid = await backend_pid(registrant)
             registering = asyncio.create_task(
-                registration_service.register_for_event(
-                    registrant, user=late.user, event_id=event.id
-                )
+                registration_service.register_for_event(registrant, user=late.user, event=seen)
             )
             await blocked_on_a_lock(engine, pid)
             await canceller.commit()
@@ -448,15 +449,17 @@ class TestRegistrationWaitingForTheEventLock:
             AsyncSession(engine, expire_on_commit=False) as first,
             AsyncSession(engine, expire_on_commit=False) as second,
         ):
+            loaded = await first.get(Event, event.id)
+            assert loaded is not None
             registration, position = await registration_service.register_for_event(
-                first, user=account.user, event_id=event.id
+                first, user=account.user, event=loaded
             )
             assert (registration.status, position) == (CONFIRMED, None)
+            seen = await second.get(Event, event.id)
+            assert seen is not None
             pid = await backend_pid(second)
             again = asyncio.create_task(
-                registration_service.register_for_event(
-                    second, user=account.user, event_id=event.id
-                )
+                registration_service.register_for_event(second, user=account.user, event=seen)
             )
             await blocked_on_a_lock(engine, pid)
             await first.commit()

@@ -48,7 +48,13 @@ CSV_HEADER = [
     "registered_at",
     "checked_in_at",
 ]
-REGISTRATION_TIMES = ("created_at", "promoted_at", "checked_in_at", "cancelled_at")
+REGISTRATION_TIMES = (
+    "created_at",
+    "promoted_at",
+    "checked_in_at",
+    "cancelled_at",
+    "offer_expires_at",
+)
 EVENT_TIMES = (
     "starts_at",
     "ends_at",
@@ -94,6 +100,7 @@ def registration_view(registration: Registration, position: int | None) -> dict[
         "promoted_at": registration.promoted_at,
         "checked_in_at": registration.checked_in_at,
         "cancelled_at": registration.cancelled_at,
+        "offer_expires_at": registration.offer_expires_at,
     }
 
 
@@ -214,6 +221,7 @@ class TestRegisterForEvent:
             "promoted_at",
             "checked_in_at",
             "cancelled_at",
+            "offer_expires_at",
             "checkin_code",
         }
         assert parsed_registration(body) == registrant_view(row, None)

@@ -216,7 +216,7 @@ class TestPromotion:
         started = event.starts_at + timedelta(minutes=5)
         monkeypatch.setattr(api.clock, "now", lambda: started)
 
-        await registration_service.unregister_from_event(session, user=first, event_id=event.id)
+        await registration_service.unregister_from_event(session, user=first, event=event)
 
         saved = await db_event(session, event.id)
         assert (saved.registered_count, saved.waitlist_count) == (0, 1)
@@ -232,7 +232,7 @@ class TestPromotion:
         for user in users:
             await register(session, event, user)
 
-        await registration_service.unregister_from_event(session, user=users[0], event_id=event.id)
+        await registration_service.unregister_from_event(session, user=users[0], event=event)
 
         saved = await db_event(session, event.id)
         assert (saved.registered_count, saved.waitlist_count) == (1, 1)

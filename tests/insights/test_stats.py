@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api import clock
-from api.events.models import Event, EventStatus
+from api.events.models import Event, EventStatus, WaitlistMode
 from api.registrations.models import Registration, RegistrationStatus
 from api.users.models import User, UserRole
 from tests.factories import create_event, create_user, register
@@ -316,6 +316,36 @@ class TestEventStats:
             "waitlist_conversion": None,
             "timeline": [],
         }
+
+    async def test_lapsed_offers_are_settled_before_counting(
+        self, client, session, manager, auth_as, monkeypatch
+    ):
+        """OFFER mode: an offer that lapsed is EXPIRED, and its seat offered on, before the
+        counts are taken: the stats show what the attendee list would."""
+        event = await create_event(
+            session, owner=manager, capacity=1, waitlist_mode=WaitlistMode.OFFER, offer_hours=2
+        )
+        first, second = await create_user(session), await create_user(session)
+        lapsed = await register(session, event, first, RegistrationStatus.OFFERED)
+        await register(session, event, second)  # full: in line
+        assert lapsed.offer_expires_at is not None
+        after = lapsed.offer_expires_at + timedelta(seconds=1)
+        monkeypatch.setattr(clock, "now", lambda: after)
+        headers = await auth_as(manager)
+
+        response = await client.get(url(event.id), headers=headers)
+
+        assert response.status_code == 200
+        assert response.json()["registrations"] == {
+            "confirmed": 0,
+            "waitlisted": 0,
+            "offered": 1,
+            "cancelled": 0,
+            "expired": 1,
+            "checked_in": 0,
+        }
+        await session.refresh(lapsed)
+        assert lapsed.status is RegistrationStatus.EXPIRED
 
     async def test_other_events_registrations_do_not_count(
         self, client, session, manager, auth_as, mixed_event

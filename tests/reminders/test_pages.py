@@ -19,7 +19,7 @@ from sqlmodel import col
 
 import api.clock
 from api.config import settings
-from api.events.models import Event
+from api.events.models import Event, WaitlistMode
 from api.notifications.models import Notification, NotificationKind
 from api.outbox.models import DomainEventType, OutboxEvent
 from api.registrations.models import Registration, RegistrationStatus
@@ -160,6 +160,31 @@ class TestCantComeSubmit:
             )
         )
         assert promoted.all() == [reminded.waiting.id]
+
+    async def test_in_offer_mode_the_seat_is_offered_on(self, client, session, reminded):
+        """The link frees the seat as unregistering does: in OFFER mode, an offer to the next."""
+        reminded.event.waitlist_mode = WaitlistMode.OFFER
+        reminded.event.offer_hours = 12
+        session.add(reminded.event)
+        await session.flush()
+
+        response = await client.post(PATH, data={"token": reminded.token})
+
+        assert response.status_code == 200
+        assert await state(session, reminded) == (
+            RegistrationStatus.CANCELLED,
+            RegistrationStatus.OFFERED,
+            1,
+            0,
+        )
+        # Capped at the start, 3 hours ahead.
+        assert reminded.waiting_registration.offer_expires_at == reminded.event.starts_at
+        offered = await session.scalars(
+            select(col(Notification.user_id)).where(
+                col(Notification.kind) == NotificationKind.WAITLIST_OFFER
+            )
+        )
+        assert offered.all() == [reminded.waiting.id]
 
     async def test_domain_events_as_unregistering(self, client, session, reminded):
         """What DELETE /events/{id}/registrations/me announces, in the same order."""

@@ -15,8 +15,10 @@ from sqlmodel import col
 
 from api import clock
 from api.config import Environment, settings
+from api.events.models import WaitlistMode
 from api.main import create_app
 from api.notifications.models import Notification, NotificationKind
+from api.registrations.models import RegistrationStatus
 from api.testing.models import LATEST, ClockSetting
 from api.users.models import AccessToken, UserRole, hash_token
 from api.worker import RUNNABLE_JOBS
@@ -35,10 +37,8 @@ JOBS = "/api/v1/testing/jobs"
 # leave behind is due for a reminder.
 REAL = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 AHEAD = datetime(2032, 5, 4, 9, 0, tzinfo=UTC)
-# The jobs the route runs, as API-attendees.md names them. expire_waitlist_offers joins
-# api.worker.RUNNABLE_JOBS with the waitlist offers: then it moves from NOT_YET_BUILT to BUILT.
-BUILT = ["send_event_reminders"]
-NOT_YET_BUILT = ["expire_waitlist_offers"]
+# The jobs the route runs, as API-attendees.md names them.
+BUILT = ["expire_waitlist_offers", "send_event_reminders"]
 
 
 @pytest.fixture
@@ -276,6 +276,46 @@ class TestRunJob:
         assert sorted(RUNNABLE_JOBS) == BUILT
 
     @pytest.mark.usefixtures("real")
+    async def test_expire_waitlist_offers_on_the_moved_clock(
+        self, client, session, admin_headers, manager, user
+    ):
+        """An offer made now (12 hours) lapses on a clock moved 13 hours on: the job expires it
+        and offers the seat to the next in line."""
+        event = await create_event(
+            session, owner=manager, capacity=1, waitlist_mode=WaitlistMode.OFFER, offer_hours=12
+        )
+        holder, next_in_line = await create_user(session), await create_user(session)
+        await register(session, event, holder)
+        offered = await register(session, event, user)
+        waiting = await register(session, event, next_in_line)
+        left = await client.delete(
+            f"/api/v1/events/{event.id}/registrations/me",
+            headers=await token_headers(session, holder),
+        )
+        assert left.status_code == 204
+        await session.refresh(offered)
+        assert offered.status is RegistrationStatus.OFFERED
+        assert offered.offer_expires_at == REAL + timedelta(hours=12)
+        moved = REAL + timedelta(hours=13)
+        await client.put(CLOCK, headers=admin_headers, json={"now": moved.isoformat()})
+
+        response = await client.post(f"{JOBS}/expire_waitlist_offers", headers=admin_headers)
+
+        assert response.status_code == 200
+        assert response.json() == {
+            "job": "expire_waitlist_offers",
+            "ran_at": "2026-12-05T22:00:00Z",
+            "count": 1,
+        }
+        await session.refresh(offered)
+        await session.refresh(waiting)
+        assert (offered.status, offered.cancelled_at) == (RegistrationStatus.EXPIRED, moved)
+        assert (waiting.status, waiting.offer_expires_at) == (
+            RegistrationStatus.OFFERED,
+            moved + timedelta(hours=12),
+        )
+
+    @pytest.mark.usefixtures("real")
     async def test_send_event_reminders_on_the_moved_clock(
         self, client, session, admin_headers, manager, user
     ):
@@ -331,7 +371,7 @@ class TestRunJob:
         assert response.json()["ran_at"] == "2032-05-04T09:00:00Z"
         assert clock.now() == AHEAD
 
-    @pytest.mark.parametrize("name", [*NOT_YET_BUILT, "no_such_job", "SEND_EVENT_REMINDERS"])
+    @pytest.mark.parametrize("name", ["no_such_job", "SEND_EVENT_REMINDERS", "expire_offers"])
     async def test_unknown_job_404(self, client, admin_headers, name):
         response = await client.post(f"{JOBS}/{name}", headers=admin_headers)
 
