@@ -6,6 +6,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from api.db import SessionDep
 from api.errors import Forbidden, PreconditionFailed, Unauthorized, error_responses
+from api.events import queries as event_queries
 from api.events import service as event_service
 from api.events.calendar import CONTENT_TYPE, calendar_filename, event_calendar
 from api.events.dependencies import (
@@ -34,7 +35,7 @@ from api.users.auth import CurrentUser, ManagerUser, OptionalUser
 
 router = APIRouter(prefix="/events", tags=["events"])
 
-NOT_FOUND = event_service.EventNotFound
+NOT_FOUND = event_queries.EventNotFound
 TRANSITION_ERRORS = error_responses(*OWNER_ERRORS, event_service.InvalidEventTransition)
 
 
@@ -102,7 +103,7 @@ async def list_events(
     The answer carries an ETag: If-None-Match with it answers 304 while the page is unchanged."""
     if created_by is not None and viewer is None:
         raise Unauthorized()
-    events, total = await event_service.list_events(
+    events, total = await event_queries.list_events(
         session,
         viewer=viewer,
         params=params,

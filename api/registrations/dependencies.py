@@ -11,7 +11,7 @@ from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import SessionDep
-from api.events import service as event_service
+from api.events import queries as event_queries
 from api.events.dependencies import StaffedEventDep
 from api.events.models import Event
 from api.registrations import waitlist
@@ -41,7 +41,7 @@ async def get_registrant_event(
 ) -> Event:
     """The event the caller registers for or holds a registration of: visible to them, else
     404; its lapsed offers settled."""
-    event = await event_service.get_visible_event(session, event_id, viewer=user)
+    event = await event_queries.get_visible_event(session, event_id, viewer=user)
     await settle_first(session, event)
     return event
 

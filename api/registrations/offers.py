@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import clock
 from api.errors import Conflict
-from api.events import service as event_service
+from api.events import queries as event_queries
 from api.events.models import Event
 from api.events.notices import event_summary
 from api.notifications.models import NotificationKind
@@ -34,7 +34,7 @@ async def _offer_of(session: AsyncSession, event: Event, user: User) -> Registra
     """Lock the event, settle its lapsed offers, and return the user's live registration;
     404 when there is none (their latest CANCELLED, or none at all), 409 OFFER_EXPIRED when
     their latest is an expired offer."""
-    await event_service.lock_event(session, event)
+    await event_queries.lock_event(session, event)
     await waitlist.settle_locked(session, event)
     registration = await session.scalar(own_registration_query(event.id, user.id))
     if registration is None or registration.status is RegistrationStatus.CANCELLED:

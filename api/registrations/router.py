@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.db import SessionDep
 from api.errors import Forbidden, Unauthorized, error_responses
-from api.events import service as event_service
+from api.events import queries as event_queries
 from api.events.dependencies import OWNER_ERRORS
 from api.pagination import Page, PageParamsDep
 from api.registrations import checkin, offers, waitlist
@@ -62,7 +62,7 @@ def _registration(registration: Any, position: int | None) -> RegistrationPublic
     responses=error_responses(
         Unauthorized,
         Forbidden,
-        event_service.EventNotFound,
+        event_queries.EventNotFound,
         registration_service.AlreadyRegistered,
         registration_service.EventNotOpen,
     ),
@@ -85,7 +85,7 @@ async def register_for_event(
     "/{event_id}/registrations/me",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(
-        Unauthorized, event_service.EventNotFound, registration_service.RegistrationNotFound
+        Unauthorized, event_queries.EventNotFound, registration_service.RegistrationNotFound
     ),
     openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
 )
@@ -100,7 +100,7 @@ async def unregister_from_event(
 
 OWN_REGISTRATION_ERRORS = (
     Unauthorized,
-    event_service.EventNotFound,
+    event_queries.EventNotFound,
     registration_service.RegistrationNotFound,
 )
 OFFER_ERRORS = (*OWN_REGISTRATION_ERRORS, offers.OfferExpired, offers.NoOpenOffer)

@@ -20,6 +20,7 @@ from sqlmodel import col
 
 from api import clock
 from api.errors import Conflict, NotFound
+from api.events import queries as event_queries
 from api.events import service as event_service
 from api.events.models import Event, EventStatus
 from api.events.notices import event_summary
@@ -135,7 +136,7 @@ async def _take_seat(
         }
         row = (await session.execute(SEAT, seat)).one_or_none()
         if row is None:
-            raise event_service.EventNotFound()  # deleted while we waited
+            raise event_queries.EventNotFound()  # deleted while we waited
         registration, status, starts_at, deadline, registered_count, waitlist_count = row
         # The event as locked, without marking it changed: the statement wrote the counters.
         for name, value in (
@@ -205,7 +206,7 @@ async def release_registration(
 async def unregister_from_event(session: AsyncSession, *, user: User, event: Event) -> None:
     """Give up the user's live registration of `event` (visible to them): a seat, a place in
     line, or an offer (a decline)."""
-    await event_service.lock_event(session, event)
+    await event_queries.lock_event(session, event)
     await waitlist.settle_locked(session, event)
     registration = await _live_registration(session, event.id, user.id)
     if registration is None:
@@ -226,7 +227,7 @@ async def release_user_registrations(session: AsyncSession, *, user: User) -> No
         )
     ).all()
     for event_id in event_ids:
-        event = await session.scalar(event_service._event_by_id(event_id, lock=True))
+        event = await session.scalar(event_queries.event_by_id(event_id, lock=True))
         if event is None:
             continue
         await waitlist.settle_locked(session, event)

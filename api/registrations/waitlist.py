@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api import clock
-from api.events import service as event_service
+from api.events import queries as event_queries
 from api.events.models import Event, EventStatus, WaitlistMode
 from api.events.notices import event_summary
 from api.notifications.models import NotificationKind
@@ -205,7 +205,7 @@ async def settle_lapsed_offers(session: AsyncSession, event: Event) -> int:
     calls api.registrations.dependencies.settle_first() instead, which sees to that and takes
     the lock only when has_lapsed_offers() says there is something to settle.
     """
-    await event_service.lock_event(session, event)
+    await event_queries.lock_event(session, event)
     return await settle_locked(session, event)
 
 

@@ -24,7 +24,7 @@ from sqlmodel import col
 
 from api import clock
 from api.config import settings
-from api.events import service as event_service
+from api.events import queries as event_queries
 from api.events.models import Event
 from api.registrations import service as registration_service
 from api.registrations.models import Registration, RegistrationStatus
@@ -143,12 +143,12 @@ async def give_up_seat(session: AsyncSession, token: str) -> Seat:
     claims = _claims(token)
     seat = await _load(session, claims)
     try:
-        event = await event_service.get_visible_event(
+        event = await event_queries.get_visible_event(
             session, seat.event.id, viewer=seat.user, lock=True
         )
         await session.refresh(seat.registration)
         _check(claims, seat.registration, event)
         await registration_service.unregister_from_event(session, user=seat.user, event=event)
-    except (event_service.EventNotFound, registration_service.RegistrationNotFound) as error:
+    except (event_queries.EventNotFound, registration_service.RegistrationNotFound) as error:
         raise InvalidLink() from error
     return seat
