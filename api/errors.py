@@ -80,6 +80,13 @@ class Conflict(AppError):
     code = "CONFLICT"
 
 
+class Unprocessable(AppError):
+    """A well-formed request that a domain rule refuses (FastAPI answers malformed ones)."""
+
+    status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
+    code = "UNPROCESSABLE"
+
+
 class Unauthorized(AppError):
     """No valid token where one is needed; answered with WWW-Authenticate: Bearer."""
 
@@ -117,12 +124,22 @@ class ErrorBody(BaseModel):
     detail: str | dict[str, Any]
 
 
+class UnprocessableBody(BaseModel):
+    """A 422 of a route with a domain rule of its own: FastAPI's validation errors (a list), or
+    the rule's code."""
+
+    detail: list[dict[str, Any]] | str | dict[str, Any]
+
+
 def error_responses(*errors: type[AppError] | tuple[int, str]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for the errors a route can answer."""
+    """OpenAPI `responses=` entries for the errors a route can answer. A 422 listed here keeps
+    FastAPI's validation body beside the domain code (FastAPI documents its own 422 only where
+    the route lists none)."""
     out: dict[int | str, dict[str, Any]] = {}
     for err in errors:
         code, name = (err.status_code, err.code) if isinstance(err, type) else err
-        entry = out.setdefault(code, {"description": "", "model": ErrorBody})
+        model = UnprocessableBody if code == status.HTTP_422_UNPROCESSABLE_CONTENT else ErrorBody
+        entry = out.setdefault(code, {"description": "", "model": model})
         entry["description"] = ", ".join(filter(None, [entry["description"], name]))
     return out
 

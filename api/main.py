@@ -29,6 +29,7 @@ from api.feeds import router as feeds_router
 from api.idempotency.middleware import IdempotencyMiddleware, document_idempotency
 from api.insights import router as insights_router
 from api.logging import configure_logging
+from api.networking import router as networking_router
 from api.notifications import router as notifications_router
 from api.observability import ObservabilityMiddleware
 from api.outbox.openapi import document_domain_events
@@ -151,6 +152,9 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     app.include_router(users_router.profiles_router, prefix=API_PREFIX)
     app.include_router(events_router.router, prefix=API_PREFIX)
     app.include_router(registrations_router.router, prefix=API_PREFIX)
+    app.include_router(networking_router.router, prefix=API_PREFIX)
+    app.include_router(networking_router.connections_router, prefix=API_PREFIX)
+    app.include_router(networking_router.me_router, prefix=API_PREFIX)
     app.include_router(insights_router.router, prefix=API_PREFIX)
     app.include_router(notifications_router.preferences_router, prefix=API_PREFIX)
     app.include_router(notifications_router.router, prefix=API_PREFIX)

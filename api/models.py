@@ -4,6 +4,7 @@ from api.audit.models import AuditLog
 from api.events.models import Event
 from api.feeds.models import CalendarFeed
 from api.idempotency.models import IdempotencyKey
+from api.networking.models import Connection, DirectoryMember
 from api.notifications.models import Notification, NotificationPreference
 from api.outbox.models import OutboxEvent
 from api.registrations.models import Registration
@@ -19,6 +20,8 @@ __all__ = [
     "AuditLog",
     "CalendarFeed",
     "ClockSetting",
+    "Connection",
+    "DirectoryMember",
     "Event",
     "EventReminder",
     "IdempotencyKey",

@@ -47,7 +47,7 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
@@ -56,6 +56,7 @@ from api.config import settings
 from api.db import create_engine, get_session
 from api.logging import configure_logging
 from api.main import create_app
+from api.networking.models import Connection, ConnectionStatus
 from api.registrations.models import Registration
 from api.testing import service as testing_service
 from api.tokens.models import ApiToken, hash_api_token, is_api_token
@@ -216,7 +217,19 @@ def leak_scanner(session: AsyncSession) -> LeakScanner:
         )
         return [(user_id, code) for user_id, code in rows]
 
-    return LeakScanner(resolve, emails, codes)
+    async def contacts(user_id: uuid.UUID) -> list[uuid.UUID]:
+        rows = await session.execute(
+            select(col(Connection.requester_id), col(Connection.addressee_id)).where(
+                col(Connection.status) == ConnectionStatus.ACCEPTED,
+                or_(
+                    col(Connection.requester_id) == user_id,
+                    col(Connection.addressee_id) == user_id,
+                ),
+            )
+        )
+        return [addressee if requester == user_id else requester for requester, addressee in rows]
+
+    return LeakScanner(resolve, emails, codes, contacts)
 
 
 @pytest.fixture

@@ -17,7 +17,9 @@ fails) when a response body holds:
 - a webhook signing secret (`whsec_...`), to anyone, except in the answers that create or rotate
   it (POST /webhooks 201, rotate-secret 200);
 - a lockout field (`failed_login_count`, `locked_until`), to a caller who is not staff;
-- the email of another user (when the scanner can look users up), to a caller who is not staff;
+- the email of another user (when the scanner can look users up), to a caller who is not staff,
+  unless the two are connected (an ACCEPTED connection shares their emails, DIR-1: a PENDING
+  request or a directory shares none);
 - the check-in code of another user's registration (when the scanner can look them up), to
   anyone, staff included (PRIV-1: a code is shown to its registrant alone).
 
@@ -75,6 +77,8 @@ ResolveCaller = Callable[[str], Awaitable[Caller | None]]
 ListEmails = Callable[[], Awaitable[Iterable[tuple[uuid.UUID, str]]]]
 # The (registrant id, code) of every registration holding a check-in code now.
 ListCodes = Callable[[], Awaitable[Iterable[tuple[uuid.UUID, str]]]]
+# user id -> the ids of the users it is connected with now (ACCEPTED connections, either way).
+ListContacts = Callable[[uuid.UUID], Awaitable[Iterable[uuid.UUID]]]
 
 
 def _bearer(request: httpx.Request) -> str | None:
@@ -114,10 +118,12 @@ class LeakScanner:
         resolve: ResolveCaller | None = None,
         emails: ListEmails | None = None,
         codes: ListCodes | None = None,
+        contacts: ListContacts | None = None,
     ) -> None:
         self._resolve = resolve
         self._emails = emails
         self._codes = codes
+        self._contacts = contacts
         self.tokens: set[str] = set()
         self.feed_tokens: set[str] = set()
         self._callers: dict[int, Caller] = {}
@@ -257,6 +263,9 @@ class LeakScanner:
         sent = _sent(request)
         # A verification or reset token proves who holds it: its subject is the caller too.
         own = {caller.user_id, *_token_subjects(sent)}
+        if self._contacts is not None and caller.user_id is not None:
+            # Connected users see each other's emails, from the moment the request is accepted.
+            own |= set(await self._contacts(caller.user_id))
         leaks = [
             email
             for user_id, email in await self._emails()

@@ -31,8 +31,9 @@ from sqlmodel import col
 
 from api import clock
 from api.config import settings
-from api.events.models import EventStatus
+from api.events.models import Event, EventStatus
 from api.feeds import service as feed_service
+from api.networking.models import Connection, ConnectionStatus
 from api.notifications.models import Notification, NotificationKind
 from api.outbox.models import DomainEventType
 from api.registrations.models import Registration, RegistrationStatus
@@ -47,6 +48,7 @@ from tests.factories import (
     register,
     token_headers,
 )
+from tests.networking.helpers import connect, member
 
 ANONYMOUS = "anonymous"
 UNVERIFIED = "unverified"
@@ -381,6 +383,73 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
         MANAGER: 200,
         ADMIN: 200,
     },
+    # The networking directory and connections (API-attendees.md, DIR-1). PUT: the caller holds
+    # a CONFIRMED registration of the event; the directory is read by the caller, who is not in
+    # it (staff are); a request goes from a checked-in member (the caller) to another; accept,
+    # decline and delete act on a request made to the caller; the vCards hold one contact.
+    ("PUT", "/api/v1/events/{event_id}/directory/me"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 200,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("DELETE", "/api/v1/events/{event_id}/directory/me"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 204,
+        USER: 204,
+        MANAGER: 204,
+        ADMIN: 204,
+    },
+    ("GET", "/api/v1/events/{event_id}/directory"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("POST", "/api/v1/events/{event_id}/connections"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 201,
+        USER: 201,
+        MANAGER: 201,
+        ADMIN: 201,
+    },
+    ("POST", "/api/v1/connections/{connection_id}/accept"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 200,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("POST", "/api/v1/connections/{connection_id}/decline"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 204,
+        USER: 204,
+        MANAGER: 204,
+        ADMIN: 204,
+    },
+    ("DELETE", "/api/v1/connections/{connection_id}"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 204,
+        USER: 204,
+        MANAGER: 204,
+        ADMIN: 204,
+    },
+    ("GET", "/api/v1/users/me/connections"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 200,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("GET", "/api/v1/users/me/connections.vcf"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 200,
+        USER: 200,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
     # The caller's own data, as a JSON file (PRIV-1).
     ("GET", "/api/v1/users/me/export"): {
         ANONYMOUS: 401,
@@ -558,6 +627,7 @@ ROLE_GATED = {
     ("POST", "/api/v1/events/{event_id}/registrations"),
 }
 
+CONNECT = ("POST", "/api/v1/events/{event_id}/connections")
 # Minimal valid bodies; POST /users gets a fresh email per call.
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/users/me"): {"bio": "access control"},
@@ -574,6 +644,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "event_types": ["event.published"],
     },
     ("PATCH", "/api/v1/webhooks/{webhook_id}"): {"description": "access control"},
+    # Of no member (the target is unknown); a real target's body is in Run.bodies.
+    CONNECT: {"user_id": str(uuid.UUID(int=1))},
 }
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
@@ -636,6 +708,11 @@ class Run:
     accounts: list[Account] = field(default_factory=list)
     # path -> the check-in code its request sends (POST /events/{event_id}/check-in).
     codes: dict[str, str] = field(default_factory=dict)
+    # path -> the body its request sends, where it names the target (POST .../connections).
+    bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def body(self, operation: tuple[str, str], path: str) -> dict[str, Any] | None:
+        return self.bodies.get(path) or body_for(operation, self.codes.get(path))
 
 
 async def new_account(session: AsyncSession, run: Run, role: UserRole) -> Account:
@@ -657,6 +734,8 @@ async def event_path(
     status = EVENT_STATUS_FOR.get(operation, EventStatus.PUBLISHED)
     event = await create_event(session, owner=creator, status=status)
     path = operation[1].replace("{event_id}", str(event.id))
+    if operation[1].endswith(("/directory/me", "/connections")) and actor is not None:
+        await networking_target(session, run, operation, event, actor, path)
     if "/registrations/me" in operation[1] and actor is not None:
         registrant = await session.get(User, actor.id)
         assert registrant is not None
@@ -674,6 +753,60 @@ async def event_path(
             assert registration.checkin_code is not None
             run.codes[path] = registration.checkin_code
     return path
+
+
+async def networking_target(
+    session: AsyncSession,
+    run: Run,
+    operation: tuple[str, str],
+    event: Event,
+    actor: Account,
+    path: str,
+) -> None:
+    """The caller a CONFIRMED registrant of the event (PUT, DELETE directory/me); for a request,
+    a checked-in member, and another one to ask."""
+    caller = await session.get(User, actor.id)
+    assert caller is not None
+    if operation != CONNECT:
+        await register(session, event, caller)
+        return
+    other = await session.get(User, (await new_account(session, run, UserRole.AUTHENTICATED)).id)
+    assert other is not None
+    await member(session, event, caller)
+    await member(session, event, other)
+    run.bodies[path] = {"user_id": str(other.id)}
+
+
+async def connection_path(
+    session: AsyncSession, run: Run, template: str, actor: Account | None
+) -> str:
+    """The path on a request made to the caller (to a new user for an anonymous caller) by a
+    new user, at an event of another manager."""
+    owner = await session.get(User, (await new_account(session, run, UserRole.MANAGER)).id)
+    requester = await session.get(
+        User, (await new_account(session, run, UserRole.AUTHENTICATED)).id
+    )
+    addressee = await session.get(
+        User, (actor or await new_account(session, run, UserRole.AUTHENTICATED)).id
+    )
+    assert owner is not None
+    assert requester is not None
+    assert addressee is not None
+    event = await create_event(session, owner=owner)
+    connection = await connect(session, event, requester, addressee)
+    return template.replace("{connection_id}", str(connection.id))
+
+
+async def contacts_path(session: AsyncSession, run: Run, template: str, actor: Account) -> str:
+    """The caller with one contact (an ACCEPTED connection), so that the vCards are not empty."""
+    owner = await session.get(User, (await new_account(session, run, UserRole.MANAGER)).id)
+    contact = await session.get(User, (await new_account(session, run, UserRole.AUTHENTICATED)).id)
+    caller = await session.get(User, actor.id)
+    assert owner is not None
+    assert contact is not None
+    assert caller is not None
+    await connect(session, await create_event(session, owner=owner), contact, caller, accepted=True)
+    return template
 
 
 async def own_registration_path(
@@ -710,6 +843,7 @@ async def target_path(
             "{token_id}",
             "{webhook_id}",
             "{delivery_id}",
+            "{connection_id}",
         ):
             path = path.replace(name, str(uuid.uuid4()))
         path = path.replace("{name}", "no_such_job")
@@ -736,6 +870,10 @@ async def target_path(
         return await webhook_path(session, template, keeper.id)
     if "{name}" in template:
         return template.replace("{name}", "send_event_reminders")
+    if "{connection_id}" in template:
+        return await connection_path(session, run, template, actor)
+    if template == CONTACTS and actor is not None:
+        return await contacts_path(session, run, template, actor)
     if "{token_id}" in template:
         holder = actor or await new_account(session, run, UserRole.AUTHENTICATED)
         token_id = await api_token_of(session, holder.id)
@@ -827,7 +965,7 @@ async def run_matrix(client: httpx.AsyncClient, session: AsyncSession) -> Run:
                     else await new_account(session, run, CALLER_ROLES[caller])
                 )
                 path = await target_path(session, run, operation, actor, unknown=unknown_target)
-                body = body_for(operation, run.codes.get(path))
+                body = run.body(operation, path)
                 response = await client.request(
                     operation[0],
                     path,
@@ -855,6 +993,7 @@ def expected_status(item: Call) -> int:
 
 
 CALENDAR = ("GET", "/api/v1/events/{event_id}/calendar.ics")
+CONTACTS = "/api/v1/users/me/connections.vcf"
 OWN_REGISTRATION = ("GET", "/api/v1/users/me/registrations/{registration_id}")
 TICKET = ("GET", "/api/v1/users/me/registrations/{registration_id}/ticket.png")
 STATS_CHART = ("GET", "/api/v1/events/{event_id}/stats.png")
@@ -892,6 +1031,8 @@ def content_type(item: Call) -> str:
         return "text/calendar; charset=utf-8"
     if item.operation in (TICKET, STATS_CHART) and item.response.status_code == 200:
         return "image/png"
+    if item.operation == ("GET", CONTACTS) and item.response.status_code == 200:
+        return "text/vcard; charset=utf-8"
     return "application/json"
 
 
@@ -903,6 +1044,20 @@ async def checkin_codes(session: AsyncSession) -> list[tuple[uuid.UUID, str]]:
         )
     )
     return [(user_id, code) for user_id, code in rows]
+
+
+async def accepted_contacts(session: AsyncSession) -> dict[uuid.UUID, set[uuid.UUID]]:
+    """user -> the users it is connected with (ACCEPTED, either way)."""
+    rows = await session.execute(
+        select(col(Connection.requester_id), col(Connection.addressee_id)).where(
+            col(Connection.status) == ConnectionStatus.ACCEPTED
+        )
+    )
+    contacts: dict[uuid.UUID, set[uuid.UUID]] = {}
+    for requester, addressee in rows:
+        contacts.setdefault(requester, set()).add(addressee)
+        contacts.setdefault(addressee, set()).add(requester)
+    return contacts
 
 
 class TestAccessControlTable:
@@ -955,6 +1110,7 @@ class TestAccessControlTable:
         assert len(api_tokens) == len(CALLERS) - 1
         hashes = [hashlib.sha256(token.encode()).hexdigest() for token in [*tokens, *api_tokens]]
         codes = await checkin_codes(session)
+        contacts = await accepted_contacts(session)
         # The codes scanned for include those shown to their registrants, one per caller.
         shown_codes = {
             item.response.json()["checkin_code"]
@@ -988,8 +1144,12 @@ class TestAccessControlTable:
             caller_id = item.actor.id if item.actor else None
             secrets += [code for holder, code in codes if holder != caller_id]
             if item.caller not in STAFF:
+                # The caller's own email, and those of their contacts (DIR-1), may be shown.
+                shown_to = contacts.get(item.actor.id, set()) if item.actor else set()
                 own = item.actor.email if item.actor else None
-                secrets += [a.email for a in run.accounts if a.email != own]
+                secrets += [
+                    a.email for a in run.accounts if a.email != own and a.id not in shown_to
+                ]
             leaks += [
                 f"{item.operation} as {item.caller}: {secret}"
                 for secret in secrets

@@ -28,7 +28,6 @@ from tests.test_access_control import (
     Account,
     Call,
     Run,
-    body_for,
     expected_status,
     new_account,
     target_path,
@@ -82,6 +81,16 @@ SCOPES: dict[tuple[str, str], Need] = {
     ("GET", "/api/v1/events/{event_id}/registrations/me"): Scope.REGISTRATIONS_READ,
     ("POST", "/api/v1/events/{event_id}/registrations/me/accept"): Scope.REGISTRATIONS_WRITE,
     ("POST", "/api/v1/events/{event_id}/registrations/me/decline"): Scope.REGISTRATIONS_WRITE,
+    # The networking directory and connections belong to attending an event.
+    ("PUT", "/api/v1/events/{event_id}/directory/me"): Scope.REGISTRATIONS_WRITE,
+    ("DELETE", "/api/v1/events/{event_id}/directory/me"): Scope.REGISTRATIONS_WRITE,
+    ("GET", "/api/v1/events/{event_id}/directory"): Scope.REGISTRATIONS_READ,
+    ("POST", "/api/v1/events/{event_id}/connections"): Scope.REGISTRATIONS_WRITE,
+    ("POST", "/api/v1/connections/{connection_id}/accept"): Scope.REGISTRATIONS_WRITE,
+    ("POST", "/api/v1/connections/{connection_id}/decline"): Scope.REGISTRATIONS_WRITE,
+    ("DELETE", "/api/v1/connections/{connection_id}"): Scope.REGISTRATIONS_WRITE,
+    ("GET", "/api/v1/users/me/connections"): Scope.REGISTRATIONS_READ,
+    ("GET", "/api/v1/users/me/connections.vcf"): Scope.REGISTRATIONS_READ,
     ("GET", "/api/v1/events/{event_id}/registrations"): Scope.REGISTRATIONS_READ,
     (
         "POST",
@@ -179,7 +188,7 @@ async def run_token_matrix(client: Any, session: AsyncSession) -> list[tuple[str
                         operation[0],
                         path,
                         headers=actor.headers,
-                        json=body_for(operation, run.codes.get(path)),
+                        json=run.body(operation, path),
                     )
                     calls.append((kind, Call(operation, caller, actor, unknown_target, response)))
     return calls

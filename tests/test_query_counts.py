@@ -23,12 +23,15 @@ from api.registrations.models import RegistrationStatus
 from api.reminders import service as reminder_service
 from api.users.models import User, UserRole
 from tests.factories import api_token_headers, create_event, create_user, queued_mail, register
+from tests.networking.helpers import connect, member
 
 ROWS = 22
-# What the leak scanner (tests/conftest.py) reads beside each answer: every email, every code.
+# What the leak scanner (tests/conftest.py) reads beside each answer: every email, every code,
+# the caller's contacts.
 LEAK_SCANNER_READS = (
     'SELECT "user".id, "user".email',
     "SELECT registration.user_id, registration.checkin_code",
+    "SELECT connection.requester_id, connection.addressee_id",
 )
 
 
@@ -176,6 +179,58 @@ async def test_audit_log(client, session: AsyncSession, admin: User, auth_as: Au
     assert counts[1] == counts[20]
 
 
+async def test_event_directory(
+    client, session: AsyncSession, manager: User, auth_as: AuthAs, statements
+):
+    event = await create_event(session, owner=manager, capacity=ROWS)
+    for n in range(ROWS):
+        await member(session, event, await create_user(session, is_professional=n % 11 == 0))
+
+    counts = await counted(
+        client, statements, f"/api/v1/events/{event.id}/directory", await auth_as(manager)
+    )
+    filtered = await counted(
+        client,
+        statements,
+        f"/api/v1/events/{event.id}/directory?q=_&is_professional=false",
+        await auth_as(manager),
+    )
+
+    assert (counts[1], filtered[1]) == (counts[20], filtered[20])
+
+
+@pytest.mark.parametrize("status", ["ACCEPTED", "PENDING"])
+async def test_my_connections(
+    client, session: AsyncSession, manager: User, user: User, auth_as: AuthAs, statements, status
+):
+    event = await create_event(session, owner=manager)
+    for n in range(ROWS):
+        other = await create_user(session)
+        requester, addressee = (user, other) if n % 2 else (other, user)
+        await connect(session, event, requester, addressee, accepted=status == "ACCEPTED")
+
+    counts = await counted(
+        client, statements, f"/api/v1/users/me/connections?status={status}", await auth_as(user)
+    )
+
+    assert counts[1] == counts[20]
+
+
+async def test_my_vcards(
+    client, session: AsyncSession, manager: User, user: User, auth_as: AuthAs, statements
+):
+    event = await create_event(session, owner=manager)
+    headers = await auth_as(user)
+    await connect(session, event, user, await create_user(session), accepted=True)
+    one = await statements_of(client, statements, "/api/v1/users/me/connections.vcf", headers)
+    for _ in range(ROWS):
+        await connect(session, event, await create_user(session), user, accepted=True)
+
+    many = await statements_of(client, statements, "/api/v1/users/me/connections.vcf", headers)
+
+    assert one == many
+
+
 async def statements_of(
     client: httpx.AsyncClient, statements: StatementCounter, path: str, headers: dict[str, str]
 ) -> int:
@@ -234,6 +289,9 @@ async def test_personal_data_export(
                 target_id=event.id,
             )
         )
+        attended = await create_event(session, owner=other)
+        await member(session, attended, manager)
+        await connect(session, attended, manager, await create_user(session), accepted=True)
         await session.flush()
 
     await add_one_of_each()

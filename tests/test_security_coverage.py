@@ -9,6 +9,7 @@ checks the whole.
 
 import ast
 import hashlib
+import json
 import re
 import uuid
 from pathlib import Path
@@ -56,6 +57,7 @@ SECURITY_IDS = (
     "SSRF-1",
     "OFF-1",
     "TEST-1",
+    "DIR-1",
 )
 TESTS = ROOT / "tests"
 ID_PATTERN = re.compile(r"\b([A-Z]{2,4}-\d+)\b")
@@ -271,6 +273,35 @@ class TestLeakScanner:
         response, _ = answer("/api/v1/users", '{"hashed_password": "x"}', token="staff-token")
         with pytest.raises(AssertionError, match="password hash"):
             await self.run(scanner, response)
+
+    @pytest.mark.security("DIR-1")
+    async def test_emails_are_shared_by_an_accepted_connection_only(self) -> None:
+        """The other party of an ACCEPTED connection may be shown the caller's contact's email;
+        a PENDING request, a directory or another event's attendee share none."""
+        connected: set[uuid.UUID] = set()
+
+        async def contacts(user_id: uuid.UUID) -> list[uuid.UUID]:
+            assert user_id == self.USER.user_id
+            return list(connected)
+
+        base = self.scanner()
+        scanner = LeakScanner(base._resolve, base._emails, base._codes, contacts)
+        user = json.dumps({"id": str(self.OTHER), "email": "other@example.com"})
+        pending = f'{{"status": "PENDING", "user": {user}}}'
+        for path, body in [
+            ("/api/v1/users/me/connections", pending),
+            ("/api/v1/events/x/directory", '{"items": [{"user": {"email": "other@example.com"}}]}'),
+            ("/api/v1/users/me/connections.vcf", "EMAIL;TYPE=INTERNET:other@example.com\r\n"),
+        ]:
+            response, _ = answer(path, body, token="caller-token")
+            with pytest.raises(AssertionError, match="other users' emails"):
+                await self.run(scanner, response)
+
+        connected.add(self.OTHER)
+        accepted = pending.replace("PENDING", "ACCEPTED")
+        response, _ = answer("/api/v1/users/me/connections", accepted, token="caller-token")
+        await self.run(scanner, response)
+        assert scanner.scanned == 4
 
     async def test_the_suite_client_scans(self, client: httpx.AsyncClient) -> None:
         hooks = client.event_hooks

@@ -1,17 +1,18 @@
 """The personal data export: one document of every record the service keeps about a user.
 
 Built from the public models the API already shows (no second schema layer): the user as its
-owner sees it, registrations as GET /users/me/registrations shows them, events, notifications
-and audit entries as their routes do.
+owner sees it, registrations as GET /users/me/registrations shows them, events, notifications,
+audit entries and connections as their routes do.
 """
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from sqlmodel import Field, SQLModel
 
 from api.audit.models import AuditLogPublic
 from api.events.models import EventPublic
+from api.networking.models import ConnectionPublic, ExportedDirectoryMembership
 from api.notifications.models import ChannelSettings, NotificationKind, NotificationPublic
 from api.registrations.models import OwnRegistration
 from api.tokens.models import ApiTokenPublic
@@ -46,4 +47,10 @@ class PersonalDataExport(SQLModel):
     webhooks: list[WebhookPublic] = Field(
         description="the user's webhooks, newest first (never a signing secret)"
     )
-    connections: list[Any]
+    connections: list[ConnectionPublic] = Field(
+        description="the user's connections, accepted and pending, made and received, newest "
+        "first; the other party's email once accepted"
+    )
+    directory_memberships: list[ExportedDirectoryMembership] = Field(
+        description="the event directories the user is in, newest first"
+    )

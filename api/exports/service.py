@@ -6,7 +6,6 @@ personal record is one more Section (tests/exports walks the metadata so that no
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +15,9 @@ from api import clock
 from api.audit.models import AuditLog, AuditLogPublic
 from api.events.models import Event, EventPublic
 from api.exports.models import ExportedPreference, PersonalDataExport
+from api.networking import connections as connection_service
+from api.networking import service as directory_service
+from api.networking.models import ConnectionPublic, ExportedDirectoryMembership
 from api.notifications import service as notification_service
 from api.notifications.models import Notification, NotificationPublic
 from api.registrations import queries as registration_queries
@@ -90,9 +92,14 @@ async def _webhooks(session: AsyncSession, user: User) -> list[WebhookPublic]:
     return [WebhookPublic.model_validate(webhook) for webhook in webhooks]
 
 
-async def _nothing(_session: AsyncSession, _user: User) -> list[Any]:
-    """A kind of record this service does not store yet."""
-    return []
+async def _connections(session: AsyncSession, user: User) -> Sequence[ConnectionPublic]:
+    return await connection_service.all_connections(session, user_id=user.id)
+
+
+async def _directory_memberships(
+    session: AsyncSession, user: User
+) -> Sequence[ExportedDirectoryMembership]:
+    return await directory_service.user_memberships(session, user_id=user.id)
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -103,7 +110,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("audit_entries", "audit_log", _audit_entries),
     Section("api_tokens", "api_token", _api_tokens),
     Section("webhooks", "webhook", _webhooks),
-    Section("connections", None, _nothing),
+    Section("connections", "connection", _connections),
+    Section("directory_memberships", "directory_member", _directory_memberships),
 )
 
 

@@ -33,6 +33,8 @@ SUBJECTS = {
     "waitlist_promoted": "You have a seat: {title}",
     "waitlist_offer": "A seat is offered to you: {title}",
     "waitlist_offer_expired": "Your seat offer expired: {title}",
+    "connection_requested": "Connection request: {title}",
+    "connection_accepted": "Connection accepted: {title}",
     "webhook_disabled": "Your webhook was disabled",
 }
 

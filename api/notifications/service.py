@@ -59,6 +59,8 @@ TEMPLATES = {
     NotificationKind.WAITLIST_PROMOTED: "waitlist_promoted",
     NotificationKind.WAITLIST_OFFER: "waitlist_offer",
     NotificationKind.WAITLIST_OFFER_EXPIRED: "waitlist_offer_expired",
+    NotificationKind.CONNECTION_REQUESTED: "connection_requested",
+    NotificationKind.CONNECTION_ACCEPTED: "connection_accepted",
     NotificationKind.WEBHOOK_DISABLED: "webhook_disabled",
 }
 
@@ -100,6 +102,15 @@ BODIES = {
         NotificationKind.WAITLIST_OFFER_EXPIRED: (
             'Your seat offer for "{{ event.title }}" ({{ event.when }}) expired. While '
             "registration is open, you may register again, at the end of the line."
+        ),
+        # `other` names the other party (a mapping: not part of the notice's data).
+        NotificationKind.CONNECTION_REQUESTED: (
+            '{{ other.name }} (@{{ other.nickname }}) met you at "{{ event.title }}" and would '
+            "like to connect. Accept to share your emails."
+        ),
+        NotificationKind.CONNECTION_ACCEPTED: (
+            "{{ other.name }} (@{{ other.nickname }}) accepted your connection request from "
+            '"{{ event.title }}": you now see each other\'s emails.'
         ),
         NotificationKind.PRO_STATUS_CHANGED: (
             "Your professional status is now: "

@@ -128,6 +128,16 @@ class RegistrationOwnerView(RegistrationPublic):
     )
 
 
+class OwnEventRegistration(RegistrationOwnerView):
+    """GET /events/{id}/registrations/me: the caller's registration of the event, and whether
+    they are in its networking directory."""
+
+    in_directory: bool = Field(
+        description="Whether the caller is in the event's networking directory (opted in while "
+        "CONFIRMED; leaving CONFIRMED takes them out)"
+    )
+
+
 class OwnRegistration(RegistrationOwnerView):
     """A row of GET /users/me/registrations, and GET /users/me/registrations/{id}."""
 

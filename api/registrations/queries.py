@@ -12,6 +12,7 @@ from sqlmodel import col
 
 from api.events.models import Event
 from api.pagination import PageParams, Total, paginate_rows
+from api.registrations import hooks
 from api.registrations.models import ACTIVE_REGISTRATION, Registration, RegistrationStatus
 from api.registrations.service import NotConfirmed, RegistrationNotFound
 from api.users.models import User
@@ -93,14 +94,19 @@ def own_registration_query(event_id: uuid.UUID, user_id: uuid.UUID) -> Select[tu
 
 async def get_own_event_registration(
     session: AsyncSession, *, user: User, event: Event
-) -> tuple[Registration, int | None]:
+) -> tuple[Registration, int | None, bool]:
     """GET /events/{id}/registrations/me: the user's live registration of the event, else their
-    latest, with its place in line; 404 when they never registered."""
-    registration = await session.scalar(own_registration_query(event.id, user.id))
-    if registration is None:
+    latest, with its place in line and whether they are in the event's networking directory
+    (read in the same statement); 404 when they never registered."""
+    statement = own_registration_query(event.id, user.id).add_columns(
+        hooks.in_directory(event.id, user.id)
+    )
+    row = (await session.execute(statement)).first()
+    if row is None:
         raise RegistrationNotFound()
+    registration, in_directory = row
     if registration.status is not RegistrationStatus.WAITLISTED:
-        return registration, None
+        return registration, None, in_directory
     position = await session.scalar(
         select(func.count()).where(
             col(Registration.event_id) == event.id,
@@ -108,7 +114,7 @@ async def get_own_event_registration(
             col(Registration.seq) <= registration.seq,
         )
     )
-    return registration, position
+    return registration, position, in_directory
 
 
 async def get_user_registration(

@@ -24,6 +24,7 @@ from api.registrations.dependencies import RegistrantEventDep, SettledStaffedEve
 from api.registrations.models import (
     Attendee,
     CheckInByCode,
+    OwnEventRegistration,
     OwnRegistration,
     RegistrationOwnerView,
     RegistrationPublic,
@@ -114,19 +115,22 @@ def _owner_view(registration: Any, position: int | None = None) -> RegistrationO
 
 @router.get(
     "/{event_id}/registrations/me",
-    response_model=RegistrationOwnerView,
+    response_model=OwnEventRegistration,
     responses=error_responses(*OWN_REGISTRATION_ERRORS),
     openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
 )
 async def get_my_event_registration(
     user: CurrentUser, event: RegistrantEventDep, session: SessionDep
-) -> RegistrationOwnerView:
+) -> OwnEventRegistration:
     """The caller's registration of the event: the live one (CONFIRMED, OFFERED or WAITLISTED),
-    else the latest; with its place in line, offer deadline and check-in code."""
-    registration, position = await registration_queries.get_own_event_registration(
+    else the latest; with its place in line, offer deadline, check-in code, and whether the
+    caller is in the event's networking directory."""
+    registration, position, in_directory = await registration_queries.get_own_event_registration(
         session, user=user, event=event
     )
-    return _owner_view(registration, position)
+    return OwnEventRegistration.model_validate(
+        registration, update={"waitlist_position": position, "in_directory": in_directory}
+    )
 
 
 @router.post(

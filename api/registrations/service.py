@@ -27,7 +27,7 @@ from api.events.notices import event_summary
 from api.notifications.models import NotificationKind
 from api.notifications.service import announce, channels_for, notify
 from api.outbox.models import DomainEventType
-from api.registrations import checkin, waitlist
+from api.registrations import checkin, hooks, waitlist
 from api.registrations.models import ACTIVE_REGISTRATION, Attendee, Registration, RegistrationStatus
 from api.registrations.seats import SEAT
 from api.registrations.waitlist import attendee
@@ -187,7 +187,9 @@ async def release_registration(
     session: AsyncSession, event: Event, registration: Registration, user: User
 ) -> None:
     """Cancel one live registration (of `user`) of a locked event (an offer: declined), and
-    let the seat it held go to the line."""
+    let the seat it held go to the line. A seat's holder leaves the event's networking
+    directory at once."""
+    was_confirmed = registration.status is RegistrationStatus.CONFIRMED
     if registration.status is RegistrationStatus.WAITLISTED:
         event.waitlist_count -= 1
     else:
@@ -199,6 +201,8 @@ async def release_registration(
     registration.checkin_code = None
     session.add_all([event, registration])
     await session.flush()
+    if was_confirmed:
+        await hooks.left_confirmed(session, event.id, user.id)
     await announce(session, DomainEventType.REGISTRATION_CANCELLED, attendee(registration, user))
     await waitlist.fill_free_seats(session, event)
 
@@ -299,7 +303,7 @@ async def release_event_registrations(
     session: AsyncSession, event: Event, registrants: Sequence[User], now: datetime
 ) -> None:
     """Cancel every live registration of a cancelled event (locked by the caller) in one
-    statement; `registrants` are their users."""
+    statement, and empty its networking directory; `registrants` are their users."""
     released = await session.scalars(
         update(Registration)
         .where(
@@ -314,6 +318,7 @@ async def release_event_registrations(
         )
         .returning(Registration)
     )
+    await hooks.left_confirmed(session, event.id, None)
     users = {user.id: user for user in registrants}
     await announce(
         session,

@@ -21,6 +21,7 @@ from api.audit.models import AuditAction, AuditLog
 from api.events.models import Event
 from api.exports.service import SECTIONS
 from api.feeds.models import CalendarFeed
+from api.networking.models import Connection, DirectoryMember
 from api.notifications.models import Notification, NotificationKind, NotificationPreference
 from api.outbox.models import DomainEventType
 from api.registrations.models import Registration, RegistrationStatus
@@ -34,6 +35,7 @@ from tests.factories import (
     register,
     token_headers,
 )
+from tests.networking.helpers import connect, public_profile
 
 pytestmark = pytest.mark.security("PRIV-1")
 
@@ -45,6 +47,7 @@ RESET_THROTTLE = "throttle bookkeeping of password-reset mails, never shown"
 LOGIN_SESSION = "login sessions are credentials, not records about the user"
 FEED = "the calendar feed is a secret URL (PRIV-1: no feed token in the export), shown to its "
 "owner by GET /users/me/calendar-feed with its created_at"
+PARTIES = "shown as `direction` and `user` (the other party; the exporter is the one)"
 # (table, column) -> why the export leaves the column out. Nothing else may be left out.
 EXEMPT: dict[tuple[str, str], str] = {
     ("user", "hashed_password"): "a secret: the password hash",
@@ -76,6 +79,9 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("webhook", "secret"): "a secret: the webhook's signing secret",
     ("webhook", "previous_secret"): "a secret: the signing secret before the last rotation",
     ("webhook", "previous_secret_expires_at"): "bookkeeping of the secret rotation",
+    ("connection", "requester_id"): PARTIES,
+    ("connection", "addressee_id"): PARTIES,
+    ("directory_member", "user_id"): OWNER,
     **{
         ("idempotency_key", column): "a replay cache of the user's own recent answers, kept "
         "IDEMPOTENCY_KEY_TTL_HOURS and removed with the account"
@@ -110,6 +116,9 @@ class Records:
     as_target: AuditLog
     api_token: ApiToken
     webhook: Webhook
+    contact: User
+    accepted: Connection
+    pending: Connection
     other: User
     other_records: list[uuid.UUID]
 
@@ -135,6 +144,13 @@ async def records(session: AsyncSession) -> Records:
     created = await create_event(session, owner=me, title="My own event")
     other_event = await create_event(session, owner=host)
     other_registration = await register(session, other_event, other)
+    # In the directory of the attended event, with a contact there and a request to answer.
+    contact = await create_user(session, first_name="Grace", last_name="Hopper")
+    asking = await create_user(session)
+    session.add(DirectoryMember(event_id=attended.id, user_id=me.id))
+    accepted = await connect(session, attended, me, contact, accepted=True)
+    pending = await connect(session, attended, asking, me)
+    others_connection = await connect(session, other_event, other, host, accepted=True)
 
     notification = Notification(
         user_id=me.id,
@@ -221,6 +237,9 @@ async def records(session: AsyncSession) -> Records:
         as_target=as_target,
         api_token=api_token,
         webhook=webhook,
+        contact=contact,
+        accepted=accepted,
+        pending=pending,
         other=other,
         other_records=[
             other_event.id,
@@ -229,6 +248,7 @@ async def records(session: AsyncSession) -> Records:
             about_other.id,
             other_token.id,
             other_admin_webhook.id,
+            others_connection.id,
         ],
     )
 
@@ -333,7 +353,25 @@ class TestExport:
                 "updated_at": body["webhooks"][0]["updated_at"],
             }
         ]
-        assert body["connections"] == []
+        contact = mine.contact
+        assert [
+            (c["id"], c["event_id"], c["event_title"], c["status"], c["direction"])
+            for c in body["connections"]
+        ] == [
+            (str(mine.pending.id), str(mine.attended.id), "Export workshop", "PENDING", "incoming"),
+            (
+                str(mine.accepted.id),
+                str(mine.attended.id),
+                "Export workshop",
+                "ACCEPTED",
+                "outgoing",
+            ),
+        ]
+        assert body["connections"][1]["user"] == public_profile(contact) | {"email": contact.email}
+        assert body["connections"][0]["user"]["email"] is None
+        assert [(m["event_id"], m["event_title"]) for m in body["directory_memberships"]] == [
+            (str(mine.attended.id), "Export workshop")
+        ]
 
     async def test_no_secret_and_nothing_of_another_user(self, client, session):
         mine = await records(session)
@@ -455,6 +493,8 @@ async def test_every_column_of_user_data_is_exported_or_exempt(client, session):
         "notification",
         "notification_preference",
         "webhook",
+        "connection",
+        "directory_member",
     }
 
 

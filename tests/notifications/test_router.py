@@ -357,7 +357,7 @@ class TestGetPreferences:
 
         assert response.status_code == 200
         assert response.json() == DEFAULTS
-        assert len(DEFAULTS) == 14
+        assert len(DEFAULTS) == 16
 
     async def test_stored_choice(self, client, session, user, auth_as):
         session.add(
