@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from api.db import SessionDep
-from api.events import service as event_service
+from api.events import queries as event_queries
 from api.events.models import Event
 from api.networking import service as directory_service
 from api.users.auth import CurrentUser
@@ -17,7 +17,7 @@ from api.users.auth import CurrentUser
 async def get_attended_event(event_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Event:
     """The event, when the caller may see it, else 404 (what the route asks of the caller
     comes after)."""
-    return await event_service.get_visible_event(session, event_id, viewer=user)
+    return await event_queries.get_visible_event(session, event_id, viewer=user)
 
 
 async def get_attended_event_key_shared(
@@ -37,8 +37,8 @@ async def get_attended_event_key_shared(
         .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
-    if event is None or not event_service.can_see(event, user):
-        raise event_service.EventNotFound()
+    if event is None or not event_queries.can_see(event, user):
+        raise event_queries.EventNotFound()
     return event
 
 

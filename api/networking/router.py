@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.db import SessionDep
 from api.errors import Unauthorized, error_responses
-from api.events import service as event_service
+from api.events import queries as event_queries
 from api.networking import connections as connection_service
 from api.networking import service as directory_service
 from api.networking import vcard
@@ -38,7 +38,7 @@ router = APIRouter(prefix="/events", tags=["networking"])
 connections_router = APIRouter(prefix="/connections", tags=["networking"])
 me_router = APIRouter(prefix="/users/me", tags=["networking"])
 
-EVENT_ERRORS = (Unauthorized, event_service.EventNotFound)
+EVENT_ERRORS = (Unauthorized, event_queries.EventNotFound)
 DIRECTORY_ERRORS = (*EVENT_ERRORS, directory_service.NotInDirectory)
 ANSWER_ERRORS = (
     Unauthorized,

@@ -39,7 +39,7 @@ from sqlmodel import col
 from api import clock
 from api.db import contains_pattern, shown_columns
 from api.errors import Forbidden
-from api.events import service as event_service
+from api.events import queries as event_queries
 from api.events.models import TIMESTAMP, Event
 from api.networking.models import (
     Connection,
@@ -88,7 +88,7 @@ async def is_member(session: AsyncSession, event_id: uuid.UUID, user_id: uuid.UU
 async def ensure_reader(session: AsyncSession, event: Event, user: User) -> None:
     """Members, the event's creator, managers and admins read its directory (also after the
     event); anyone else 403 NOT_IN_DIRECTORY."""
-    if event_service.can_see_attendees(event, user):
+    if event_queries.can_see_attendees(event, user):
         return
     if not await is_member(session, event.id, user.id):
         raise NotInDirectory(reason="Opt into the event's directory to see it")
