@@ -14,6 +14,7 @@ from api.audit.models import AuditLogPublic
 from api.events.models import EventPublic
 from api.notifications.models import ChannelSettings, NotificationKind, NotificationPublic
 from api.registrations.models import OwnRegistration
+from api.series.models import SeriesPublic
 from api.tokens.models import ApiTokenPublic
 from api.users.models import UserRead
 from api.webhooks.models import WebhookPublic
@@ -35,6 +36,7 @@ class PersonalDataExport(SQLModel):
         description="every registration, cancelled ones too, newest first, with its event"
     )
     events_created: list[EventPublic]
+    series_created: list[SeriesPublic] = Field(description="the user's recurring series")
     notifications: list[NotificationPublic]
     notification_preferences: list[ExportedPreference]
     audit_entries: list[AuditLogPublic] = Field(

@@ -296,14 +296,14 @@ async def check_in_by_code(
 
 
 async def release_event_registrations(
-    session: AsyncSession, event: Event, registrants: Sequence[User], now: datetime
+    session: AsyncSession, events: Sequence[Event], registrants: Sequence[User], now: datetime
 ) -> None:
-    """Cancel every live registration of a cancelled event (locked by the caller) in one
+    """Cancel every live registration of the cancelled `events` (locked by the caller) in one
     statement; `registrants` are their users."""
     released = await session.scalars(
         update(Registration)
         .where(
-            col(Registration.event_id) == event.id,
+            col(Registration.event_id).in_([event.id for event in events]),
             col(Registration.status).in_(ACTIVE_REGISTRATION),
         )
         .values(
