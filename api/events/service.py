@@ -244,6 +244,31 @@ async def delete_event(session: AsyncSession, *, event: Event) -> None:
     )
 
 
+def review_outcome(
+    reviewer: User, target: EventStatus, feedback: str | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a review (PUBLISHED or REJECTED) writes on an event, or on a series and its
+    occurrences, and the `after` of its audit entry."""
+    values: dict[str, Any] = {
+        "status": target,
+        "reviewed_by": reviewer.id,
+        "review_feedback": feedback,
+    }
+    after: dict[str, Any] = {"status": target}
+    if target is EventStatus.PUBLISHED:
+        values["published_at"] = after["published_at"] = clock.now()
+    else:
+        after["review_feedback"] = feedback
+    return values, after
+
+
+# What a review tells the creator, and integrations, by its outcome.
+REVIEW_NOTICES = {
+    EventStatus.PUBLISHED: (NotificationKind.EVENT_APPROVED, DomainEventType.EVENT_PUBLISHED),
+    EventStatus.REJECTED: (NotificationKind.EVENT_REJECTED, DomainEventType.EVENT_REJECTED),
+}
+
+
 async def _review(
     session: AsyncSession,
     *,
@@ -256,13 +281,9 @@ async def _review(
     _not_in_series(event, "review")
     await lock_event(session, event)
     before = _transition(event, target)
-    event.reviewed_by = reviewer.id
-    event.review_feedback = feedback
-    after: dict[str, Any] = {"status": target}
-    if target is EventStatus.PUBLISHED:
-        event.published_at = after["published_at"] = clock.now()
-    else:
-        after["review_feedback"] = feedback
+    values, after = review_outcome(reviewer, target, feedback)
+    for field, value in values.items():
+        setattr(event, field, value)
     session.add(event)
     action = (
         AuditAction.EVENT_APPROVED
@@ -279,10 +300,7 @@ async def _review(
         after=after,
         reason=feedback,
     )
-    if target is EventStatus.PUBLISHED:
-        kind, event_type = NotificationKind.EVENT_APPROVED, DomainEventType.EVENT_PUBLISHED
-    else:
-        kind, event_type = NotificationKind.EVENT_REJECTED, DomainEventType.EVENT_REJECTED
+    kind, event_type = REVIEW_NOTICES[target]
     await _announce_to_creator(session, event, event_type, kind, feedback=feedback)
     return event
 

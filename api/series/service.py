@@ -148,16 +148,12 @@ async def _review(
     await lock_series(session, series)
     event_service.check_transition(series.status, target)
     before = series.status
-    series.status, series.reviewed_by, series.review_feedback = target, reviewer.id, feedback
-    values: dict[str, Any] = {"reviewed_by": reviewer.id, "review_feedback": feedback}
-    after: dict[str, Any] = {"status": target}
-    if target is EventStatus.PUBLISHED:
-        series.published_at = values["published_at"] = after["published_at"] = clock.now()
-    else:
-        after["review_feedback"] = feedback
+    values, after = event_service.review_outcome(reviewer, target, feedback)
+    for field, value in values.items():
+        setattr(series, field, value)
     session.add(series)
     occurrences = await _lock_occurrences(session, series)
-    changed = await _carry(session, occurrences, status=target, **values)
+    changed = await _carry(session, occurrences, **values)
     published = target is EventStatus.PUBLISHED
     await audit_service.record(
         session,
@@ -170,14 +166,15 @@ async def _review(
         reason=feedback,
     )
     creator = await session.get(User, series.created_by) if series.created_by else None
+    kind, event_type = event_service.REVIEW_NOTICES[target]
     await _announce(
         session,
         series,
-        DomainEventType.EVENT_PUBLISHED if published else DomainEventType.EVENT_REJECTED,
+        event_type,
         changed,
         occurrences,
         notify=[] if creator is None else [creator],
-        kind=NotificationKind.EVENT_APPROVED if published else NotificationKind.EVENT_REJECTED,
+        kind=kind,
         feedback=feedback,
     )
     return series
