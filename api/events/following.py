@@ -20,6 +20,7 @@ from sqlmodel import col
 from api import clock
 from api.errors import invalid_body
 from api.events.models import Event, EventStatus, EventUpdate, field_error
+from api.events.queries import soonest_first
 from api.events.service import (
     apply_update,
     check_editable,
@@ -110,7 +111,7 @@ async def _lock_following(session: AsyncSession, event: Event) -> list[Event]:
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    return sorted(locked, key=lambda occurrence: (occurrence.starts_at, occurrence.id))
+    return soonest_first(locked)
 
 
 async def update_following(

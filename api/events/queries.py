@@ -7,7 +7,7 @@ api/events/service.py.
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -132,6 +132,11 @@ async def get_public_event(
     values = row._asdict()
     values["spots_left"] = seats_left(values["capacity"], values["registered_count"])
     return EventPublic.model_validate(values)
+
+
+def soonest_first(events: Iterable[Event]) -> list[Event]:
+    """Events in the order listings show them: by start, then id."""
+    return sorted(events, key=lambda event: (event.starts_at, event.id))
 
 
 async def lock_event(session: AsyncSession, event: Event) -> Event:

@@ -44,7 +44,7 @@ from api.events.notices import (
     event_summary,
     registrants_by_event,
 )
-from api.events.queries import lock_event
+from api.events.queries import lock_event, soonest_first
 from api.http_cache import etag_of, if_match_allows
 from api.notifications.models import NotificationKind
 from api.notifications.service import announce, notify_each
@@ -394,7 +394,7 @@ async def cancel_events(
         .returning(Event)
         .execution_options(populate_existing=True)
     )
-    done = sorted(cancelled, key=lambda event: (event.starts_at, event.id))
+    done = soonest_first(cancelled)
     await announce(
         session, DomainEventType.EVENT_CANCELLED, [EventPublic.model_validate(e) for e in done]
     )

@@ -21,6 +21,7 @@ from api.config import settings
 from api.events import service as event_service
 from api.events.models import Event, EventBase, EventDeleted, EventPublic, EventStatus
 from api.events.notices import reviewers
+from api.events.queries import soonest_first
 from api.mail.service import local_time
 from api.notifications.models import NotificationKind
 from api.notifications.service import announce
@@ -74,10 +75,6 @@ async def _announce(
     )
 
 
-def _in_order(events: Iterable[Event]) -> list[Event]:
-    return sorted(events, key=lambda event: (event.starts_at, event.id))
-
-
 async def create_series(session: AsyncSession, *, creator: User, series_in: SeriesCreate) -> Series:
     """The series and each of its occurrences, PENDING, in one INSERT for the occurrences; the
     reviewers hear once that it awaits approval."""
@@ -117,7 +114,7 @@ async def create_series(session: AsyncSession, *, creator: User, series_in: Seri
 
 async def _lock_occurrences(session: AsyncSession, series: Series) -> list[Event]:
     """Every occurrence of the locked series, locked in id order, soonest first."""
-    return _in_order(await session.scalars(occurrences_of(series.id, lock=True)))
+    return soonest_first(await session.scalars(occurrences_of(series.id, lock=True)))
 
 
 async def _carry(session: AsyncSession, occurrences: Sequence[Event], **values: Any) -> list[Event]:
@@ -133,7 +130,7 @@ async def _carry(session: AsyncSession, occurrences: Sequence[Event], **values: 
         .returning(Event)
         .execution_options(populate_existing=True, synchronize_session=False)
     )
-    return _in_order(changed)
+    return soonest_first(changed)
 
 
 async def _review(
