@@ -81,7 +81,8 @@ class Conflict(AppError):
 
 
 class Unprocessable(AppError):
-    """A well-formed request that a domain rule refuses (FastAPI answers malformed ones)."""
+    """A payload that is well-formed but breaks a domain rule checked by a service (422, with
+    its code beside FastAPI's validation 422)."""
 
     status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
     code = "UNPROCESSABLE"
@@ -142,6 +143,26 @@ def error_responses(*errors: type[AppError] | tuple[int, str]) -> dict[int | str
         entry = out.setdefault(code, {"description": "", "model": model})
         entry["description"] = ", ".join(filter(None, [entry["description"], name]))
     return out
+
+
+def validation_or(error: type[AppError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entry for a 422 that is either FastAPI's validation body or
+    `error`'s (a rule a service checks on a payload that validated)."""
+    return {
+        error.status_code: {
+            "description": f"{error.code}, or a validation error",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "anyOf": [
+                            {"$ref": "#/components/schemas/HTTPValidationError"},
+                            {"$ref": "#/components/schemas/ErrorBody"},
+                        ]
+                    }
+                }
+            },
+        }
+    }
 
 
 _UNAVAILABLE = (

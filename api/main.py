@@ -35,6 +35,7 @@ from api.observability import ObservabilityMiddleware
 from api.outbox.openapi import document_domain_events
 from api.registrations import router as registrations_router
 from api.reminders import router as reminders_router
+from api.series import router as series_router
 from api.testing import router as testing_router
 from api.testing import service as testing_service
 from api.tokens import router as tokens_router
@@ -151,6 +152,7 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     app.include_router(feeds_router.router, prefix=API_PREFIX)
     app.include_router(users_router.profiles_router, prefix=API_PREFIX)
     app.include_router(events_router.router, prefix=API_PREFIX)
+    app.include_router(series_router.router, prefix=API_PREFIX)
     app.include_router(registrations_router.router, prefix=API_PREFIX)
     app.include_router(networking_router.router, prefix=API_PREFIX)
     app.include_router(networking_router.connections_router, prefix=API_PREFIX)

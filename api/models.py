@@ -9,6 +9,7 @@ from api.notifications.models import Notification, NotificationPreference
 from api.outbox.models import OutboxEvent
 from api.registrations.models import Registration
 from api.reminders.models import EventReminder
+from api.series.models import Series
 from api.testing.models import ClockSetting
 from api.tokens.models import ApiToken
 from api.users.models import AccessToken, User
@@ -29,6 +30,7 @@ __all__ = [
     "NotificationPreference",
     "OutboxEvent",
     "Registration",
+    "Series",
     "User",
     "Webhook",
     "WebhookDelivery",

@@ -19,6 +19,7 @@ from api.mail.service import SEND_EMAIL, OutgoingMail
 from api.registrations import checkin
 from api.registrations.models import Registration, RegistrationStatus
 from api.reminders.models import EventReminder
+from api.series.models import Series
 from api.tokens.models import (
     SHOWN_PREFIX_LENGTH,
     ApiToken,
@@ -279,6 +280,7 @@ def event_view(event: Event) -> dict[str, Any]:
         "reviewed_by": str(event.reviewed_by) if event.reviewed_by else None,
         "review_feedback": event.review_feedback,
         "cancellation_reason": event.cancellation_reason,
+        "series_id": str(event.series_id) if event.series_id else None,
         "registered_count": event.registered_count,
         "waitlist_count": event.waitlist_count,
         "offered_count": event.offered_count,
@@ -288,6 +290,44 @@ def event_view(event: Event) -> dict[str, Any]:
         "published_at": event.published_at,
         "cancelled_at": event.cancelled_at,
     }
+
+
+async def create_series(
+    session: AsyncSession,
+    *,
+    owner: User,
+    status: EventStatus = EventStatus.PUBLISHED,
+    count: int = 2,
+    **fields: Any,
+) -> tuple[Series, list[Event]]:
+    """A weekly series of `count` occurrences written straight to the database (no notices),
+    PUBLISHED unless told; its occurrences soonest first."""
+    series = Series(
+        rrule=f"FREQ=WEEKLY;COUNT={count}",
+        timezone=fields.get("timezone", "UTC"),
+        status=status,
+        created_by=owner.id,
+    )
+    if status is EventStatus.PUBLISHED:
+        series.published_at = clock.now()
+    session.add(series)
+    await session.flush()
+    starts_at, ends_at = event_times()
+    occurrences = [
+        await create_event(
+            session,
+            owner=owner,
+            status=status,
+            series_id=series.id,
+            **{
+                "starts_at": starts_at + timedelta(weeks=n),
+                "ends_at": ends_at + timedelta(weeks=n),
+                **fields,
+            },
+        )
+        for n in range(count)
+    ]
+    return series, occurrences
 
 
 async def reminded_at(session: AsyncSession, event: Event) -> datetime | None:

@@ -43,6 +43,7 @@ from api.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery, new_se
 from tests.factories import (
     DEFAULT_PASSWORD,
     create_event,
+    create_series,
     create_user,
     event_body,
     register,
@@ -346,6 +347,51 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
         MANAGER: 200,
         ADMIN: 200,
     },
+    # Recurring series (API-attendees.md), as the event routes: on a fresh series of another
+    # manager, in the status the operation needs (as for events).
+    ("POST", "/api/v1/series"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 201,
+        ADMIN: 201,
+    },
+    ("GET", "/api/v1/series/{series_id}"): everyone(200),
+    ("POST", "/api/v1/series/{series_id}/approve"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("POST", "/api/v1/series/{series_id}/reject"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 200,
+        ADMIN: 200,
+    },
+    ("POST", "/api/v1/series/{series_id}/submit"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 404,
+        USER: 404,
+        MANAGER: 403,
+        ADMIN: 403,
+    },
+    ("DELETE", "/api/v1/series/{series_id}"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 404,
+        USER: 404,
+        MANAGER: 403,
+        ADMIN: 204,
+    },
+    ("POST", "/api/v1/series/{series_id}/cancel"): {
+        ANONYMOUS: 401,
+        UNVERIFIED: 403,
+        USER: 403,
+        MANAGER: 403,
+        ADMIN: 200,
+    },
     # Event insights (API-attendees.md): the creator, managers and admins.
     ("GET", "/api/v1/events/{event_id}/stats"): {
         ANONYMOUS: 401,
@@ -606,12 +652,16 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     },
 }
 
-# The status an event operation needs; the rest act on a PUBLISHED event.
+# The status an event (or series) operation needs; the rest act on a PUBLISHED one.
 EVENT_STATUS_FOR = {
     ("DELETE", "/api/v1/events/{event_id}"): EventStatus.PENDING,
     ("POST", "/api/v1/events/{event_id}/approve"): EventStatus.PENDING,
     ("POST", "/api/v1/events/{event_id}/reject"): EventStatus.PENDING,
     ("POST", "/api/v1/events/{event_id}/submit"): EventStatus.REJECTED,
+    ("DELETE", "/api/v1/series/{series_id}"): EventStatus.PENDING,
+    ("POST", "/api/v1/series/{series_id}/approve"): EventStatus.PENDING,
+    ("POST", "/api/v1/series/{series_id}/reject"): EventStatus.PENDING,
+    ("POST", "/api/v1/series/{series_id}/submit"): EventStatus.REJECTED,
 }
 # Where a 403 comes from the caller's role, checked before the target is looked up: it stays 403
 # for an unknown id. Elsewhere a 403 is about the target (not its creator), and an unknown id 404.
@@ -624,6 +674,8 @@ ROLE_GATED_PREFIXES = (
 ROLE_GATED = {
     ("POST", "/api/v1/events/{event_id}/approve"),
     ("POST", "/api/v1/events/{event_id}/reject"),
+    ("POST", "/api/v1/series/{series_id}/approve"),
+    ("POST", "/api/v1/series/{series_id}/reject"),
     ("POST", "/api/v1/events/{event_id}/registrations"),
 }
 
@@ -637,6 +689,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/events/{event_id}"): {"title": "Access control"},
     ("POST", "/api/v1/events/{event_id}/reject"): {"feedback": "Access control"},
     ("POST", "/api/v1/events/{event_id}/cancel"): {"reason": "Access control"},
+    ("POST", "/api/v1/series/{series_id}/reject"): {"feedback": "Access control"},
+    ("POST", "/api/v1/series/{series_id}/cancel"): {"reason": "Access control"},
     ("PATCH", "/api/v1/users/me/notification-preferences"): {"EVENT_APPROVED": {"email": False}},
     ("POST", "/api/v1/users/me/api-tokens"): {"name": "access control", "scopes": ["events:read"]},
     ("POST", "/api/v1/webhooks"): {
@@ -809,6 +863,15 @@ async def contacts_path(session: AsyncSession, run: Run, template: str, actor: A
     return template
 
 
+async def series_path(session: AsyncSession, run: Run, operation: tuple[str, str]) -> str:
+    """The path of a series operation on a fresh series of another manager."""
+    creator = await session.get(User, (await new_account(session, run, UserRole.MANAGER)).id)
+    assert creator is not None
+    status = EVENT_STATUS_FOR.get(operation, EventStatus.PUBLISHED)
+    series, _ = await create_series(session, owner=creator, status=status)
+    return operation[1].replace("{series_id}", str(series.id))
+
+
 async def own_registration_path(
     session: AsyncSession, run: Run, operation: tuple[str, str], actor: Account | None
 ) -> str:
@@ -838,6 +901,7 @@ async def target_path(
         for name in (
             "{user_id}",
             "{event_id}",
+            "{series_id}",
             "{registration_id}",
             "{notification_id}",
             "{token_id}",
@@ -850,6 +914,8 @@ async def target_path(
         return path.replace("{feed_token}", token_urlsafe(24))
     if "{event_id}" in template:
         return await event_path(session, run, operation, actor)
+    if "{series_id}" in template:
+        return await series_path(session, run, operation)
     if "{registration_id}" in template:
         return await own_registration_path(session, run, operation, actor)
     if "{notification_id}" in template:
@@ -944,6 +1010,8 @@ def body_for(operation: tuple[str, str], code: str | None = None) -> dict[str, A
         return {"email": f"ac-{uuid.uuid4().hex[:12]}@example.com", "password": DEFAULT_PASSWORD}
     if operation == ("POST", "/api/v1/events"):
         return event_body()
+    if operation == ("POST", "/api/v1/series"):
+        return event_body(rrule="FREQ=WEEKLY;COUNT=2")
     if operation == ("PUT", "/api/v1/testing/clock"):
         return {"now": clock.now().isoformat()}
     return BODIES.get(operation)

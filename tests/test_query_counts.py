@@ -22,7 +22,14 @@ from api.notifications.models import Notification, NotificationKind
 from api.registrations.models import RegistrationStatus
 from api.reminders import service as reminder_service
 from api.users.models import User, UserRole
-from tests.factories import api_token_headers, create_event, create_user, queued_mail, register
+from tests.factories import (
+    api_token_headers,
+    create_event,
+    create_series,
+    create_user,
+    queued_mail,
+    register,
+)
 from tests.networking.helpers import connect, member
 
 ROWS = 22
@@ -97,6 +104,18 @@ async def test_own_events_listing(
 
     counts = await counted(
         client, statements, "/api/v1/events?created_by=me", await auth_as(manager)
+    )
+
+    assert counts[1] == counts[20]
+
+
+async def test_series_occurrences_listing(
+    client, session: AsyncSession, manager: User, auth_as: AuthAs, statements
+):
+    series, _ = await create_series(session, owner=manager, count=ROWS)
+
+    counts = await counted(
+        client, statements, f"/api/v1/events?series_id={series.id}", await auth_as(manager)
     )
 
     assert counts[1] == counts[20]

@@ -193,6 +193,15 @@ class Event(EventBase, table=True):
             postgresql_where=sa.text("capacity IS NULL OR registered_count < capacity"),
         ),
         sa.Index("ix_event_tags", "tags", postgresql_using="gin"),
+        # A series' occurrences in order (GET /events?series_id=, and the later ones of an
+        # occurrence); most events are in none.
+        sa.Index(
+            "ix_event_series_id_starts_at",
+            "series_id",
+            "starts_at",
+            "id",
+            postgresql_where=sa.text("series_id IS NOT NULL"),
+        ),
         sa.CheckConstraint("ends_at > starts_at", name="ends_after_start"),
         sa.CheckConstraint(
             "location IS NOT NULL OR online_url IS NOT NULL", name="has_location_or_url"
@@ -230,6 +239,8 @@ class Event(EventBase, table=True):
     )
     review_feedback: str | None = Field(default=None, max_length=2000)
     cancellation_reason: str | None = Field(default=None, max_length=2000)
+    # The recurring series the event is an occurrence of (api/series), if any.
+    series_id: uuid.UUID | None = Field(default=None, foreign_key="series.id")
     # Kept in step with the registrations under the event's row lock
     # (see api.registrations.service): registered_count counts CONFIRMED and OFFERED ones,
     # offered_count the OFFERED ones, waitlist_count the WAITLISTED ones.
@@ -292,6 +303,9 @@ class EventPublic(EventBase):
     reviewed_by: uuid.UUID | None
     review_feedback: str | None
     cancellation_reason: str | None
+    series_id: uuid.UUID | None = Field(
+        description="the recurring series the event is an occurrence of; null: none"
+    )
     registered_count: int = Field(description="CONFIRMED and OFFERED registrations")
     waitlist_count: int
     offered_count: int = Field(description="OFFERED registrations (each holds a seat)")

@@ -1,6 +1,7 @@
 """What the event workflow tells whom: an event as mails describe it, and the announcements to
 its reviewers, its creator and its registrants (the reminders before the start: api.reminders)."""
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -39,21 +40,27 @@ async def _public(session: AsyncSession, event: Event) -> EventPublic:
     return EventPublic.model_validate(event)
 
 
-async def _announce_to_reviewers(
-    session: AsyncSession, event: Event, event_type: DomainEventType, *, submitter: User
-) -> None:
-    reviewers = await session.scalars(
+async def reviewers(session: AsyncSession, *, submitter: User) -> Sequence[User]:
+    """Who hears that something awaits approval: every active manager and admin but the one
+    who submitted it."""
+    staff = await session.scalars(
         select(User).where(
             col(User.role).in_(STAFF_ROLES),
             col(User.is_active).is_(True),
             col(User.id) != submitter.id,
         )
     )
+    return staff.all()
+
+
+async def _announce_to_reviewers(
+    session: AsyncSession, event: Event, event_type: DomainEventType, *, submitter: User
+) -> None:
     await announce(
         session,
         event_type,
         await _public(session, event),
-        notify=reviewers.all(),
+        notify=await reviewers(session, submitter=submitter),
         kind=NotificationKind.EVENT_SUBMITTED,
         event=event_summary(event),
     )
@@ -92,3 +99,21 @@ async def _registrants(
         )
     )
     return users.all()
+
+
+async def registrants_by_event(
+    session: AsyncSession, events: Sequence[Event]
+) -> dict[uuid.UUID, list[User]]:
+    """The users holding a live registration of each of `events`, by event id, in one query."""
+    rows = await session.execute(
+        select(col(Registration.event_id), User)
+        .join(Registration, col(Registration.user_id) == col(User.id))
+        .where(
+            col(Registration.event_id).in_([event.id for event in events]),
+            col(Registration.status).in_(ACTIVE_REGISTRATION),
+        )
+    )
+    by_event: dict[uuid.UUID, list[User]] = {}
+    for event_id, user in rows:
+        by_event.setdefault(event_id, []).append(user)
+    return by_event

@@ -7,9 +7,9 @@ api/events/service.py.
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Select, bindparam, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,7 +47,14 @@ def can_see(event: Event, viewer: User | None) -> bool:
     )
 
 
-def can_manage(event: Event, user: User) -> bool:
+class Created(Protocol):
+    """What an ownership check reads: an event's, or a series', creator."""
+
+    @property
+    def created_by(self) -> uuid.UUID | None: ...
+
+
+def can_manage(event: Created, user: User) -> bool:
     """Edit, delete, cancel: the creator or an admin."""
     return user.role is UserRole.ADMIN or event.created_by == user.id
 
@@ -56,15 +63,25 @@ def can_see_attendees(event: Event, user: User) -> bool:
     return is_staff(user) or event.created_by == user.id
 
 
-def _visible_to(viewer: User | Viewer | None, *, viewer_id: Any = None) -> Any:
-    """The SQL form of can_see(). `viewer_id` stands for the viewer's id when given (a bind
-    parameter, in a statement built once for every viewer of the same kind)."""
+def visibility_rule(
+    viewer: User | Viewer | None, *, status: Any, created_by: Any, viewer_id: Any = None
+) -> Any:
+    """The SQL form of can_see(), over the status and creator columns given (an event's, or a
+    series' in api/series: both follow this rule). `viewer_id` stands for the viewer's id when
+    given (a bind parameter, in a statement built once for every viewer of the same kind)."""
     if is_staff(viewer):
         return true()
-    published = col(Event.status) == EventStatus.PUBLISHED
+    published = status == EventStatus.PUBLISHED
     if viewer is None:
         return published
-    return or_(published, col(Event.created_by) == (viewer.id if viewer_id is None else viewer_id))
+    return or_(published, created_by == (viewer.id if viewer_id is None else viewer_id))
+
+
+def _visible_to(viewer: User | Viewer | None, *, viewer_id: Any = None) -> Any:
+    """can_see() in SQL, on events."""
+    return visibility_rule(
+        viewer, status=col(Event.status), created_by=col(Event.created_by), viewer_id=viewer_id
+    )
 
 
 def event_by_id(event_id: uuid.UUID, *, lock: bool) -> Select[tuple[Event]]:
@@ -117,6 +134,11 @@ async def get_public_event(
     return EventPublic.model_validate(values)
 
 
+def soonest_first(events: Iterable[Event]) -> list[Event]:
+    """Events in the order listings show them: by start, then id."""
+    return sorted(events, key=lambda event: (event.starts_at, event.id))
+
+
 async def lock_event(session: AsyncSession, event: Event) -> Event:
     """Take the event's row lock and re-read it into `event`."""
     await session.execute(event_by_id(event.id, lock=True))
@@ -139,17 +161,21 @@ async def list_events(
     has_spots: bool | None = None,
     status: EventStatus | None = None,
     mine: bool = False,
+    series_id: uuid.UUID | None = None,
 ) -> tuple[Sequence[Event], Total]:
     """Upcoming published events by default, soonest first; only what the viewer may see.
 
-    `status` defaults to PUBLISHED, or to every status for the caller's own events (`mine`);
-    the time window defaults to events that have not started yet.
+    `status` defaults to PUBLISHED, or to every status the viewer may see for the caller's own
+    events (`mine`) and for the occurrences of a series (`series_id`); the time window
+    defaults to events that have not started yet.
     """
     statement = select(Event).where(_visible_to(viewer))
     if mine:
         assert viewer is not None
         statement = statement.where(col(Event.created_by) == viewer.id)
-    if status is not None or not mine:
+    if series_id is not None:
+        statement = statement.where(col(Event.series_id) == series_id)
+    if status is not None or not (mine or series_id is not None):
         statement = statement.where(col(Event.status) == (status or EventStatus.PUBLISHED))
     statement = statement.where(col(Event.starts_at) >= (starts_after or clock.now()))
     if starts_before is not None:

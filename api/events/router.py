@@ -1,5 +1,6 @@
 """The /events routes (registrations to them are in api/registrations)."""
 
+import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -17,6 +18,7 @@ from api.events.dependencies import (
     PublicEventDep,
     ReviewEventDep,
 )
+from api.events.following import update_following
 from api.events.models import (
     Cancellation,
     EventCreate,
@@ -37,6 +39,10 @@ router = APIRouter(prefix="/events", tags=["events"])
 
 NOT_FOUND = event_queries.EventNotFound
 TRANSITION_ERRORS = error_responses(*OWNER_ERRORS, event_service.InvalidEventTransition)
+# Deleting or resubmitting an occurrence of a series: the series' routes do that.
+SERIES_TRANSITION_ERRORS = error_responses(
+    *OWNER_ERRORS, event_service.InvalidEventTransition, event_service.PartOfSeries
+)
 
 
 def _public(event: Any) -> EventPublic:
@@ -90,12 +96,15 @@ async def list_events(
         EventStatus | None,
         Query(
             alias="status",
-            description="default PUBLISHED (every status with created_by=me); other statuses "
-            "list only the events the caller may see",
+            description="default PUBLISHED (every status with created_by=me or series_id); "
+            "other statuses list only the events the caller may see",
         ),
     ] = None,
     created_by: Annotated[
         Literal["me"] | None, Query(description="me: the caller's own events (needs a token)")
+    ] = None,
+    series_id: Annotated[
+        uuid.UUID | None, Query(description="the occurrences of this recurring series")
     ] = None,
 ) -> Response:
     """Upcoming published events, soonest first, filtered; anyone may call it.
@@ -115,6 +124,7 @@ async def list_events(
         has_spots=has_spots,
         status=event_status,
         mine=created_by is not None,
+        series_id=series_id,
     )
     page = Page[EventPublic].build(
         [_public(e) for e in events], total=total, params=params, request=request
@@ -161,25 +171,34 @@ async def update_event(
             "else 412 with the current ETag. Absent: the last write wins",
         ),
     ] = None,
+    scope: Annotated[
+        Literal["this", "following"],
+        Query(
+            description="following: for an occurrence of a series, apply the fields sent to it "
+            "and to every later occurrence not cancelled and not started, all or none (each "
+            "keeps its local date: starts_at may change only the time of day)"
+        ),
+    ] = "this",
 ) -> Response:
     """Edit an event (creator or admin); registrants hear of a new time or place.
 
     The answer carries the event's new ETag; If-Match with the ETag of an earlier read makes
-    the edit conditional (412 PRECONDITION_FAILED when the event changed since)."""
-    updated = await event_service.update_event(
-        session, event=event, event_in=event_in, if_match=if_match
-    )
+    the edit conditional (412 PRECONDITION_FAILED when the event changed since). With
+    scope=following, an occurrence of a series and its later ones change together, or none."""
+    edit = update_following if scope == "following" else event_service.update_event
+    updated = await edit(session, event=event, event_in=event_in, if_match=if_match)
     return tagged_json(_public(updated))
 
 
 @router.delete(
     "/{event_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=TRANSITION_ERRORS,
+    responses=SERIES_TRANSITION_ERRORS,
     openapi_extra=token_scope(Scope.EVENTS_WRITE),
 )
 async def delete_event(event: ManagedEventDep, session: SessionDep) -> Response:
-    """Delete a PENDING or REJECTED event (creator or admin); cancel a published one instead."""
+    """Delete a PENDING or REJECTED event (creator or admin); cancel a published one instead.
+    An occurrence of a series goes with its series (DELETE /series/{id})."""
     await event_service.delete_event(session, event=event)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -190,6 +209,7 @@ REVIEW_ERRORS = error_responses(
     event_service.CannotReviewOwnEvent,
     NOT_FOUND,
     event_service.InvalidEventTransition,
+    event_service.PartOfSeries,
 )
 
 
@@ -202,7 +222,8 @@ REVIEW_ERRORS = error_responses(
 async def approve_event(
     event: ReviewEventDep, reviewer: ManagerUser, session: SessionDep
 ) -> EventPublic:
-    """Publish a PENDING event (a manager other than its creator, or an admin); audited."""
+    """Publish a PENDING event (a manager other than its creator, or an admin); audited.
+    An occurrence of a series is reviewed with its series (/series/{id}/approve)."""
     approved = await event_service.approve_event(session, reviewer=reviewer, event=event)
     return _public(approved)
 
@@ -216,7 +237,8 @@ async def approve_event(
 async def reject_event(
     review: ReviewFeedback, event: ReviewEventDep, reviewer: ManagerUser, session: SessionDep
 ) -> EventPublic:
-    """Send a PENDING event back with feedback (a manager other than its creator, or an admin)."""
+    """Send a PENDING event back with feedback (a manager other than its creator, or an admin).
+    An occurrence of a series is reviewed with its series (/series/{id}/reject)."""
     rejected = await event_service.reject_event(
         session, reviewer=reviewer, event=event, feedback=review.feedback
     )
@@ -226,13 +248,14 @@ async def reject_event(
 @router.post(
     "/{event_id}/submit",
     response_model=EventPublic,
-    responses=TRANSITION_ERRORS,
+    responses=SERIES_TRANSITION_ERRORS,
     openapi_extra=token_scope(Scope.EVENTS_WRITE),
 )
 async def submit_event(
     event: OwnEventDep, creator: CurrentUser, session: SessionDep
 ) -> EventPublic:
-    """Resubmit a REJECTED event for review after editing it (its creator)."""
+    """Resubmit a REJECTED event for review after editing it (its creator); an occurrence of a
+    series goes back with its series (/series/{id}/submit)."""
     submitted = await event_service.submit_event(session, creator=creator, event=event)
     return _public(submitted)
 

@@ -15,6 +15,7 @@ from api.events.models import EventPublic
 from api.networking.models import ConnectionPublic, ExportedDirectoryMembership
 from api.notifications.models import ChannelSettings, NotificationKind, NotificationPublic
 from api.registrations.models import OwnRegistration
+from api.series.models import SeriesPublic
 from api.tokens.models import ApiTokenPublic
 from api.users.models import UserRead
 from api.webhooks.models import WebhookPublic
@@ -36,6 +37,7 @@ class PersonalDataExport(SQLModel):
         description="every registration, cancelled ones too, newest first, with its event"
     )
     events_created: list[EventPublic]
+    series_created: list[SeriesPublic] = Field(description="the user's recurring series")
     notifications: list[NotificationPublic]
     notification_preferences: list[ExportedPreference]
     audit_entries: list[AuditLogPublic] = Field(

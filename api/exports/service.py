@@ -22,6 +22,8 @@ from api.notifications import service as notification_service
 from api.notifications.models import Notification, NotificationPublic
 from api.registrations import queries as registration_queries
 from api.registrations.models import OwnRegistration
+from api.series import queries as series_queries
+from api.series.models import SeriesPublic
 from api.tokens import service as token_service
 from api.tokens.models import ApiTokenPublic
 from api.users.models import User, UserRead
@@ -49,6 +51,10 @@ async def _events_created(session: AsyncSession, user: User) -> list[EventPublic
         .order_by(col(Event.created_at), col(Event.id))
     )
     return [EventPublic.model_validate(event) for event in events]
+
+
+async def _series_created(session: AsyncSession, user: User) -> list[SeriesPublic]:
+    return await series_queries.public_series_of(session, created_by=user.id)
 
 
 async def _notifications(session: AsyncSession, user: User) -> list[NotificationPublic]:
@@ -105,6 +111,7 @@ async def _directory_memberships(
 SECTIONS: tuple[Section, ...] = (
     Section("registrations", "registration", _registrations),
     Section("events_created", "event", _events_created),
+    Section("series_created", "series", _series_created),
     Section("notifications", "notification", _notifications),
     Section("notification_preferences", "notification_preference", _preferences),
     Section("audit_entries", "audit_log", _audit_entries),

@@ -139,11 +139,14 @@ class NotificationNotFound(NotFound):
 
 
 def _data(context: dict[str, Any]) -> dict[str, Any]:
-    """What the notice links to (`event_id`) and its plain details, as JSON values; no nulls."""
+    """What the notice links to (`event_id`) and its plain details, as JSON values; no nulls.
+    A notice about a whole series describes it as its `event` without an `id`, and names it by
+    its `series_id` detail."""
     data: dict[str, Any] = {}
     for key, value in context.items():
         if key == "event":
-            data["event_id"] = value["id"]
+            if "id" in value:
+                data["event_id"] = value["id"]
         elif isinstance(value, datetime):
             data[key] = value.isoformat()
         elif isinstance(value, uuid.UUID):

@@ -300,14 +300,14 @@ async def check_in_by_code(
 
 
 async def release_event_registrations(
-    session: AsyncSession, event: Event, registrants: Sequence[User], now: datetime
+    session: AsyncSession, events: Sequence[Event], registrants: Sequence[User], now: datetime
 ) -> None:
-    """Cancel every live registration of a cancelled event (locked by the caller) in one
-    statement, and empty its networking directory; `registrants` are their users."""
+    """Cancel every live registration of the cancelled `events` (locked by the caller) in one
+    statement, and empty their networking directories; `registrants` are their users."""
     released = await session.scalars(
         update(Registration)
         .where(
-            col(Registration.event_id) == event.id,
+            col(Registration.event_id).in_([event.id for event in events]),
             col(Registration.status).in_(ACTIVE_REGISTRATION),
         )
         .values(
@@ -318,7 +318,8 @@ async def release_event_registrations(
         )
         .returning(Registration)
     )
-    await hooks.left_confirmed(session, event.id, None)
+    for event in events:
+        await hooks.left_confirmed(session, event.id, None)
     users = {user.id: user for user in registrants}
     await announce(
         session,

@@ -1,12 +1,12 @@
 """/webhooks: managers' and admins' webhooks, their deliveries, tests and replays."""
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
 from api.db import SessionDep
-from api.errors import Forbidden, Unauthorized, error_responses
+from api.errors import Forbidden, Unauthorized, error_responses, validation_or
 from api.outbox.models import DomainEventType
 from api.pagination import Page, PageParamsDep
 from api.tokens.dependencies import token_scope
@@ -28,21 +28,7 @@ from api.webhooks.ssrf import WebhookUrlNotAllowed
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 # The URL check's 422 comes beside FastAPI's validation 422: either body may answer.
-URL_NOT_ALLOWED: dict[int | str, dict[str, Any]] = {
-    422: {
-        "description": f"{WebhookUrlNotAllowed.code}, or a validation error",
-        "content": {
-            "application/json": {
-                "schema": {
-                    "anyOf": [
-                        {"$ref": "#/components/schemas/HTTPValidationError"},
-                        {"$ref": "#/components/schemas/ErrorBody"},
-                    ]
-                }
-            }
-        },
-    }
-}
+URL_NOT_ALLOWED = validation_or(WebhookUrlNotAllowed)
 READ = token_scope(Scope.WEBHOOKS_READ)
 WRITE = token_scope(Scope.WEBHOOKS_WRITE)
 ACCESS = (Unauthorized, Forbidden, webhook_service.WebhookNotFound)

@@ -175,6 +175,7 @@ class TestListEvents:
             "reviewed_by": None,
             "review_feedback": None,
             "cancellation_reason": None,
+            "series_id": None,
             "cancelled_at": None,
         }
         assert item["spots_left"] == 18

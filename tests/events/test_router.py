@@ -223,6 +223,7 @@ class TestCreateEvent:
             "reviewed_by": None,
             "review_feedback": None,
             "cancellation_reason": None,
+            "series_id": None,
             "registered_count": 0,
             "waitlist_count": 0,
             "offered_count": 0,

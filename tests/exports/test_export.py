@@ -7,6 +7,7 @@ fails here.
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -18,19 +19,21 @@ from sqlmodel import SQLModel, col
 from api import clock
 from api.audit import service as audit_service
 from api.audit.models import AuditAction, AuditLog
-from api.events.models import Event
+from api.events.models import Event, EventStatus
 from api.exports.service import SECTIONS
 from api.feeds.models import CalendarFeed
 from api.networking.models import Connection, DirectoryMember
 from api.notifications.models import Notification, NotificationKind, NotificationPreference
 from api.outbox.models import DomainEventType
 from api.registrations.models import Registration, RegistrationStatus
+from api.series.models import Series
 from api.tokens.models import ApiToken, Scope
 from api.users.models import AccessToken, User, UserRole
 from api.webhooks.models import Webhook, new_secret
 from tests.factories import (
     api_token_headers,
     create_event,
+    create_series,
     create_user,
     register,
     token_headers,
@@ -111,6 +114,8 @@ class Records:
     cancelled: Registration
     attended: Event
     created: Event
+    series: Series
+    occurrences: list[Event]
     notification: Notification
     as_actor: AuditLog
     as_target: AuditLog
@@ -142,6 +147,9 @@ async def records(session: AsyncSession) -> Records:
     past.registered_count = 0
     session.add_all([cancelled, past])
     created = await create_event(session, owner=me, title="My own event")
+    series, occurrences = await create_series(
+        session, owner=me, status=EventStatus.PENDING, title="My own series"
+    )
     other_event = await create_event(session, owner=host)
     other_registration = await register(session, other_event, other)
     # In the directory of the attended event, with a contact there and a request to answer.
@@ -232,6 +240,8 @@ async def records(session: AsyncSession) -> Records:
         cancelled=cancelled,
         attended=attended,
         created=created,
+        series=series,
+        occurrences=occurrences,
         notification=notification,
         as_actor=as_actor,
         as_target=as_target,
@@ -251,6 +261,11 @@ async def records(session: AsyncSession) -> Records:
             others_connection.id,
         ],
     )
+
+
+def iso(moment: datetime) -> str:
+    """A datetime as the API writes it (UTC, Z)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 async def export(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
@@ -282,7 +297,7 @@ class TestExport:
             *SECTION_NAMES,
         ]
         assert body["format_version"] == 1
-        for name in ("user", "registrations", "events_created", "notifications"):
+        for name in ("user", "registrations", "events_created", "series_created", "notifications"):
             assert body[name], name
         assert (body["user"]["id"], body["user"]["email"]) == (str(me.id), me.email)
         assert (body["user"]["first_name"], body["user"]["bio"], body["user"]["role"]) == (
@@ -295,7 +310,28 @@ class TestExport:
             (str(mine.registration.id), "CONFIRMED", str(mine.attended.id)),
         ]
         assert body["registrations"][1]["event"]["title"] == "Export workshop"
-        assert [e["id"] for e in body["events_created"]] == [str(mine.created.id)]
+        assert [e["id"] for e in body["events_created"]] == [
+            str(event.id) for event in (mine.created, *mine.occurrences)
+        ]
+        series = mine.series
+        assert body["series_created"] == [
+            {
+                "id": str(series.id),
+                "title": "My own series",
+                "rrule": "FREQ=WEEKLY;COUNT=2",
+                "timezone": "UTC",
+                "status": "PENDING",
+                "created_by": str(me.id),
+                "reviewed_by": None,
+                "review_feedback": None,
+                "occurrence_count": 2,
+                "first_starts_at": iso(mine.occurrences[0].starts_at),
+                "last_starts_at": iso(mine.occurrences[1].starts_at),
+                "created_at": iso(series.created_at),
+                "published_at": None,
+                "cancelled_at": None,
+            }
+        ]
         assert body["notifications"] == [
             {
                 "id": str(mine.notification.id),
@@ -489,6 +525,7 @@ async def test_every_column_of_user_data_is_exported_or_exempt(client, session):
         "calendar_feed",
         "idempotency_key",
         "event",
+        "series",
         "registration",
         "notification",
         "notification_preference",
