@@ -3,8 +3,8 @@
 SCOPES gives, for every operation of the OpenAPI document, the scope an API token needs
 (API-integrations.md, API tokens), SESSION (a login token only) or NONE (the operation takes no
 token). Tests check it covers every operation and equals what the app declares; then every
-operation that takes a token is called, as each role of tests/test_access_control.py, with an API
-token holding exactly the needed scope (the same status as that role's login token), with one
+operation that takes a token is called, as each role of tests/access_control/callers.py, with an
+API token holding exactly the needed scope (the same status as that role's login token), with one
 holding every other scope (403 INSUFFICIENT_SCOPE naming it, before any 404 or role check), and,
 for SESSION operations, with one holding every scope (403 INSUFFICIENT_SCOPE, no scope named).
 """
@@ -17,12 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.tokens.models import Scope
 from api.users.models import User, UserRole
-from tests.factories import api_token_headers, create_user
-from tests.test_access_control import (
-    ANONYMOUS,
-    CALLER_ROLES,
-    CALLERS,
-    EXPECTED,
+from tests.access_control.callers import ANONYMOUS, CALLER_ROLES, CALLERS
+from tests.access_control.expected import EXPECTED
+from tests.access_control.matrix import (
     HTTP_METHODS,
     LOGIN,
     Account,
@@ -32,6 +29,7 @@ from tests.test_access_control import (
     new_account,
     target_path,
 )
+from tests.factories import api_token_headers, create_user
 
 SESSION: Literal["SESSION"] = "SESSION"
 NONE: Literal["NONE"] = "NONE"
@@ -214,7 +212,7 @@ def refusal(need: Need) -> dict[str, Any]:
 @pytest.mark.security("AC-1", "TOK-4")
 class TestScopeTable:
     def test_table_covers_every_operation(self):
-        # EXPECTED covers the OpenAPI document (tests/test_access_control.py).
+        # EXPECTED covers the OpenAPI document (tests/access_control/expected/).
         assert set(SCOPES) == set(EXPECTED)
 
     def test_the_app_declares_the_table(self, app):
