@@ -130,20 +130,21 @@ async def join_directory(session: AsyncSession, *, event: Event, user: User) -> 
     return joined_at
 
 
-async def _take_out(session: AsyncSession, event_id: uuid.UUID, *which: Any) -> None:
-    """Delete the event's memberships matching `which`; when any went, withdraw (delete) the
-    event's pending requests whose requester or addressee is no longer a member.
+async def _take_out(session: AsyncSession, event_ids: Sequence[uuid.UUID], *which: Any) -> None:
+    """Delete the memberships of the events matching `which`; when any went, withdraw (delete)
+    those events' pending requests whose requester or addressee is no longer a member there.
 
     Two statements, the second after the first: when the first waited for a request being made
     (which locks the two memberships), the second sees that request and withdraws it."""
     gone = await session.execute(
-        delete(DirectoryMember).where(col(DirectoryMember.event_id) == event_id, *which)
+        delete(DirectoryMember).where(col(DirectoryMember.event_id).in_(event_ids), *which)
     )
     if not gone.rowcount:  # type: ignore[attr-defined]
         return
+    event_id = col(Connection.event_id)
     await session.execute(
         delete(Connection).where(
-            col(Connection.event_id) == event_id,
+            event_id.in_(event_ids),
             col(Connection.status) == ConnectionStatus.PENDING,
             or_(
                 ~in_directory(event_id, col(Connection.requester_id)),
@@ -156,18 +157,19 @@ async def _take_out(session: AsyncSession, event_id: uuid.UUID, *which: Any) -> 
 async def leave_directory(session: AsyncSession, *, event: Event, user: User) -> None:
     """Opt out: out of the directory, the pending requests at the event withdrawn; nothing
     when the user was not in it."""
-    await _take_out(session, event.id, col(DirectoryMember.user_id) == user.id)
+    await _take_out(session, [event.id], col(DirectoryMember.user_id) == user.id)
 
 
 async def prune_directory(
-    session: AsyncSession, event_id: uuid.UUID, user_id: uuid.UUID | None
+    session: AsyncSession, event_ids: Sequence[uuid.UUID], user_id: uuid.UUID | None
 ) -> None:
-    """Take out of the event's directory `user_id` (None: anyone) unless they still hold a
-    CONFIRMED registration of it: after registrations left CONFIRMED (api.registrations.hooks)."""
-    which = [~_holds_seat(event_id, col(DirectoryMember.user_id))]
+    """Take out of the events' directories `user_id` (None: anyone) unless they still hold a
+    CONFIRMED registration of that event: after registrations left CONFIRMED
+    (api.registrations.hooks)."""
+    which = [~_holds_seat(col(DirectoryMember.event_id), col(DirectoryMember.user_id))]
     if user_id is not None:
         which.append(col(DirectoryMember.user_id) == user_id)
-    await _take_out(session, event_id, *which)
+    await _take_out(session, event_ids, *which)
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -9,15 +9,15 @@ when it is loaded (as api.registrations.service joins the event workflow's rules
 """
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
-# (session, event id, user id or None for every registrant of the event): called after the
+# (session, event ids, user id or None for every registrant of those events): called after the
 # registrations' status change is flushed.
-LeftConfirmed = Callable[[AsyncSession, uuid.UUID, uuid.UUID | None], Awaitable[None]]
+LeftConfirmed = Callable[[AsyncSession, Sequence[uuid.UUID], uuid.UUID | None], Awaitable[None]]
 # (event id, user id: values or SQL expressions) -> a SQL condition: the user is in the event's
 # directory.
 InDirectory = Callable[[Any, Any], ColumnElement[bool]]
@@ -44,10 +44,10 @@ def join_directory_rules(*, left_confirmed: LeftConfirmed, in_directory: InDirec
 
 
 async def left_confirmed(
-    session: AsyncSession, event_id: uuid.UUID, user_id: uuid.UUID | None
+    session: AsyncSession, event_ids: Sequence[uuid.UUID], user_id: uuid.UUID | None
 ) -> None:
-    """A CONFIRMED registration of `user_id` (None: every one of the event) has just ended."""
-    await _left_confirmed(session, event_id, user_id)
+    """CONFIRMED registrations of `user_id` (None: every one) at these events have just ended."""
+    await _left_confirmed(session, event_ids, user_id)
 
 
 def in_directory(event_id: Any, user_id: Any) -> ColumnElement[bool]:

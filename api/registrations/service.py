@@ -202,7 +202,7 @@ async def release_registration(
     session.add_all([event, registration])
     await session.flush()
     if was_confirmed:
-        await hooks.left_confirmed(session, event.id, user.id)
+        await hooks.left_confirmed(session, [event.id], user.id)
     await announce(session, DomainEventType.REGISTRATION_CANCELLED, attendee(registration, user))
     await waitlist.fill_free_seats(session, event)
 
@@ -318,8 +318,7 @@ async def release_event_registrations(
         )
         .returning(Registration)
     )
-    for event in events:
-        await hooks.left_confirmed(session, event.id, None)
+    await hooks.left_confirmed(session, [event.id for event in events], None)
     users = {user.id: user for user in registrants}
     await announce(
         session,

@@ -18,7 +18,7 @@ from api.networking.models import Connection, ConnectionStatus, DirectoryMember
 from api.registrations.models import Registration, RegistrationStatus
 from api.reminders import cant_come
 from api.users.models import User
-from tests.factories import create_event, create_user, register
+from tests.factories import create_event, create_series, create_user, register
 from tests.networking.helpers import (
     connect,
     directory_url,
@@ -515,6 +515,32 @@ class TestLeavingConfirmedTakesMembersOut:
         # Staff still read it (empty); the contacts made there stay.
         listed = await client.get(directory_url(event.id), headers=await auth_as(manager))
         assert items(listed) == []
+
+    async def test_series_cancelled_empties_every_occurrence_directory(
+        self, client, session, manager, user, auth_as
+    ):
+        """One cancel, several events: each occurrence's directory is emptied and the pending
+        request made there withdrawn; an accepted connection stays."""
+        series, occurrences = await create_series(session, owner=manager, count=3)
+        other = await create_user(session)
+        for occurrence in occurrences:
+            await member(session, occurrence, user)
+            await member(session, occurrence, other)
+        await connect(session, occurrences[1], other, user)
+        contact = await create_user(session)
+        await member(session, occurrences[2], contact)
+        await connect(session, occurrences[2], contact, user, accepted=True)
+
+        response = await client.post(
+            f"/api/v1/series/{series.id}/cancel",
+            json={"reason": "Venue closed"},
+            headers=await auth_as(manager),
+        )
+
+        assert response.status_code == 200
+        for occurrence in occurrences:
+            assert await members(session, occurrence) == set()
+        assert await connections(session) == [(contact.id, user.id, "ACCEPTED")]
 
     async def test_account_deleted(self, client, session, event, user, auth_as):
         people = await self.world(session, event, user)
