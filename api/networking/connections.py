@@ -207,16 +207,30 @@ async def request_connection(
         existing = await _pair_connection(session, requester.id, addressee_id)
         assert existing is not None  # the index refused this one for it
         raise _refuse_existing(existing)
-    await notify(
-        session,
-        addressee,
-        NotificationKind.CONNECTION_REQUESTED,
-        event=event_summary(event),
-        connection_id=connection.id,
-        user_id=requester.id,
-        other=_who(requester),
+    await _tell(
+        session, NotificationKind.CONNECTION_REQUESTED, addressee, requester, connection, event
     )
     return _view(connection, event.title, addressee, requester.id)
+
+
+async def _tell(
+    session: AsyncSession,
+    kind: NotificationKind,
+    to: User,
+    other: User,
+    connection: Connection,
+    event: Event,
+) -> None:
+    """A connection notice to `to` about `other` (data event_id, connection_id, user_id)."""
+    await notify(
+        session,
+        to,
+        kind,
+        event=event_summary(event),
+        connection_id=connection.id,
+        user_id=other.id,
+        other=_who(other),
+    )
 
 
 # --- answering --------------------------------------------------------------------------------
@@ -263,14 +277,8 @@ async def accept_connection(
         connection.accepted_at = clock.now()
         session.add(connection)
         await session.flush()
-        await notify(
-            session,
-            requester,
-            NotificationKind.CONNECTION_ACCEPTED,
-            event=event_summary(event),
-            connection_id=connection.id,
-            user_id=addressee.id,
-            other=_who(addressee),
+        await _tell(
+            session, NotificationKind.CONNECTION_ACCEPTED, requester, addressee, connection, event
         )
     return _view(connection, event.title, requester, addressee.id)
 
