@@ -17,6 +17,7 @@ from pgqueuer import AsyncpgDriver, DatabaseRetryEntrypointExecutor, Job, PgQueu
 from pgqueuer.executors import EntrypointExecutorParameters
 from pgqueuer.models import Schedule
 from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api import clock
@@ -67,14 +68,20 @@ async def cleanup_idempotency_keys(_: Job) -> None:
         await idempotency_service.delete_expired_keys(session, now=clock.now())
 
 
-async def send_event_reminders(_: Job) -> None:
-    async with get_sessionmaker()() as session, session.begin():
-        await reminder_service.send_due_reminders(session)
+def in_transaction(
+    work: Callable[[AsyncSession], Awaitable[object]],
+) -> Callable[[Job], Awaitable[None]]:
+    """A job's body: `work` in a transaction of its own (the periodic jobs take no payload)."""
+
+    async def run(_: Job) -> None:
+        async with get_sessionmaker()() as session, session.begin():
+            await work(session)
+
+    return run
 
 
-async def expire_waitlist_offers(_: Job) -> None:
-    async with get_sessionmaker()() as session, session.begin():
-        await waitlist.expire_waitlist_offers(session)
+send_event_reminders = in_transaction(reminder_service.send_due_reminders)
+expire_waitlist_offers = in_transaction(waitlist.expire_waitlist_offers)
 
 
 async def dispatch_webhooks(job: Job) -> None:
@@ -87,9 +94,7 @@ async def attempt_webhook(job: Job) -> None:
     await webhook_delivery.attempt(uuid.UUID(job.payload.decode()))
 
 
-async def cleanup_webhook_deliveries(_: Job) -> None:
-    async with get_sessionmaker()() as session, session.begin():
-        await webhook_delivery.delete_old_deliveries(session)
+cleanup_webhook_deliveries = in_transaction(webhook_delivery.delete_old_deliveries)
 
 
 # The jobs an admin may run once with POST /api/v1/testing/jobs/{name} (ENVIRONMENT=test): each
