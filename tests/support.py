@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,6 +34,35 @@ def samples(text: str) -> dict[str, float]:
         for line in text.splitlines()
         if line and not line.startswith("#")
     }
+
+
+def debian_program(program: str, package: str | None = None) -> str:
+    """The path of `program`, installing its Debian package first when it is missing (as
+    .ci/run installs make): a test that needs a real proxy or pooler runs, it never skips."""
+    found = shutil.which(program) or shutil.which(program, path="/usr/sbin:/usr/bin")
+    if found:
+        return found
+    apt = ["apt-get"] if os.geteuid() == 0 else ["sudo", "-n", "apt-get"]
+    install = [*apt, "install", "-y", "-qq", package or program]
+
+    def run(command: list[str]) -> None:
+        subprocess.run(
+            command,
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    try:
+        run(install)
+    except subprocess.CalledProcessError:
+        # A fresh machine may not have read the package lists yet.
+        run([*apt, "update", "-qq"])
+        run(install)
+    found = shutil.which(program) or shutil.which(program, path="/usr/sbin:/usr/bin")
+    assert found, f"{package or program} installed, but {program} is not on PATH"
+    return found
 
 
 def free_port() -> int:
