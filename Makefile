@@ -73,15 +73,16 @@ worker: install ## Run the mail/notification job worker
 	$(UV_RUN) event-manager worker
 
 # The values reach the command through the environment, unexpanded, so passwords containing
-# $, quotes or spaces arrive intact.
+# $, quotes or spaces arrive intact. Without PASSWORD the command asks for it (hidden, twice),
+# which keeps it out of the shell history.
 create-admin: export CREATE_ADMIN_EMAIL = $(value EMAIL)
 create-admin: export CREATE_ADMIN_PASSWORD = $(value PASSWORD)
-create-admin: install ## Create an admin: make create-admin EMAIL=... PASSWORD=...
-	@if [ -z "$$CREATE_ADMIN_EMAIL" ] || [ -z "$$CREATE_ADMIN_PASSWORD" ]; then \
-		echo "usage: make create-admin EMAIL=admin@example.com PASSWORD=..." >&2; exit 2; \
+create-admin: install ## Create an admin: make create-admin EMAIL=... (asks for the password)
+	@if [ -z "$$CREATE_ADMIN_EMAIL" ]; then \
+		echo "usage: make create-admin EMAIL=admin@example.com [PASSWORD=...]" >&2; exit 2; \
 	fi
-	$(UV_RUN) event-manager create-admin \
-		--email "$$CREATE_ADMIN_EMAIL" --password "$$CREATE_ADMIN_PASSWORD"
+	$(UV_RUN) event-manager create-admin --email "$$CREATE_ADMIN_EMAIL" \
+		$${CREATE_ADMIN_PASSWORD:+--password "$$CREATE_ADMIN_PASSWORD"}
 
 # BENCH_SECONDS, BENCH_SCALE, BENCH_WORKERS, ... reach it through the environment (bench/README.md);
 # BASELINE=<rev> (or BENCH_BASELINE) also measures that revision, built under .bench/, paired;

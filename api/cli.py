@@ -12,9 +12,35 @@ from rich.console import Console
 if TYPE_CHECKING:
     from api.users.models import User
 
-app = typer.Typer(help="event-manager: serve the API, run migrations and jobs, manage admins.")
+app = typer.Typer(
+    help="event-manager: serve the API, run migrations and jobs, manage admins.",
+    epilog="Example: event-manager serve --workers 2   (then open http://127.0.0.1:8000/docs)",
+)
 console = Console()
 err_console = Console(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"event-manager {version('event-manager')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """event-manager: serve the API, run migrations and jobs, manage admins."""
 
 
 def _alembic_config() -> "object":
@@ -27,7 +53,7 @@ def _alembic_config() -> "object":
     return config
 
 
-@app.command()
+@app.command(epilog="Example: event-manager migrate   (or: event-manager migrate <revision>)")
 def migrate(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply database migrations (alembic upgrade head)."""
     from alembic import command
@@ -41,7 +67,7 @@ def migrate(revision: Annotated[str, typer.Argument()] = "head") -> None:
     console.print(f"[green]Database migrated to {revision}.[/green]")
 
 
-@app.command()
+@app.command(epilog="Example: event-manager serve --host 0.0.0.0 --port 8000 --workers 2")
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
@@ -110,11 +136,21 @@ def serve(
             metrics_dir.cleanup()
 
 
-@app.command("create-admin")
+@app.command(
+    "create-admin",
+    epilog="Example: event-manager create-admin --email admin@example.com (asks for the password)",
+)
 def create_admin(
     email: Annotated[str, typer.Option(prompt=True, help="The admin's email")],
     password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="Password")
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="The password; asked for (hidden, twice) when not given, which keeps it out of "
+            "the shell history",
+        ),
     ],
 ) -> None:
     """Create a verified ADMIN account (or promote an existing one)."""
@@ -138,7 +174,10 @@ def create_admin(
     console.print(f"[green]{verb} admin {user.email} ({user.id}).[/green]")
 
 
-@app.command("seed-demo")
+@app.command(
+    "seed-demo",
+    epilog="Example: event-manager seed-demo --users 100 --events 40 --seed 7",
+)
 def seed_demo(
     users: Annotated[int, typer.Option(min=0, help="Verified users to add")] = 40,
     managers: Annotated[int, typer.Option(min=0, help="Managers to add")] = 5,
@@ -150,19 +189,28 @@ def seed_demo(
     seed: Annotated[int, typer.Option(help="Random seed of the fake data")] = 42,
 ) -> None:
     """Add fake users, events and registrations for a demo (run `migrate` first)."""
+    from rich.progress import Progress
     from sqlalchemy.exc import ProgrammingError
 
     from api.demo import seed_database, summary_table
 
-    # seed_database runs on an engine of its own, which it disposes of.
-    seeding = seed_database(
-        users=users, managers=managers, events=events, registrations=registrations, seed=seed
-    )
-    try:
-        summary = asyncio.run(seeding)
-    except ProgrammingError as e:
-        console.print(f"[red]Seeding failed (has `event-manager migrate` run?): {e.orig}[/red]")
-        raise typer.Exit(code=1) from e
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("Seeding the demo data", total=events or None)
+        # seed_database runs on an engine of its own, which it disposes of.
+        seeding = seed_database(
+            users=users,
+            managers=managers,
+            events=events,
+            registrations=registrations,
+            seed=seed,
+            on_progress=lambda done: progress.update(task, completed=done),
+        )
+        try:
+            summary = asyncio.run(seeding)
+        except ProgrammingError as e:
+            progress.stop()  # the bar is transient: the message stays alone
+            console.print(f"[red]Seeding failed (has `event-manager migrate` run?): {e.orig}[/red]")
+            raise typer.Exit(code=1) from e
     console.print(summary_table(summary))
     console.print(
         f"[green]Log in as {summary.admin_email} or any demo user with the password "
@@ -170,7 +218,7 @@ def seed_demo(
     )
 
 
-@app.command()
+@app.command(epilog="Example: event-manager worker   (beside: event-manager serve --no-worker)")
 def worker() -> None:
     """Run the durable job worker (mail delivery, cleanup) until SIGINT/SIGTERM."""
     from api.logging import configure_logging

@@ -61,6 +61,56 @@ def test_create_admin_creates_then_promotes() -> None:
         _fetch(get_database_url(), 'DELETE FROM "user" WHERE email = $1', email)
 
 
+def test_create_admin_asks_for_the_password_twice_and_hides_it() -> None:
+    email = "cli-prompted-admin@example.com"
+    password = "a prompted fine passphrase"
+    try:
+        mismatch = runner.invoke(
+            app, ["create-admin", "--email", email], input=f"{password}\nsomething else\n"
+        )
+        assert mismatch.exit_code != 0
+        assert "Error: The two entered values do not match." in mismatch.output
+        assert _fetch(get_database_url(), 'SELECT 1 FROM "user" WHERE email = $1', email) == []
+
+        result = runner.invoke(
+            app, ["create-admin", "--email", email], input=f"{password}\n{password}\n"
+        )
+        assert result.exit_code == 0, result.output
+        assert "Password: \nRepeat for confirmation: \n" in result.output
+        assert password not in result.output
+        assert f"Created admin {email}" in result.output
+    finally:
+        _fetch(get_database_url(), 'DELETE FROM "user" WHERE email = $1', email)
+
+
+def test_version_prints_the_installed_version() -> None:
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output == f"event-manager {version('event-manager')}\n"
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["migrate"], ["serve"], ["create-admin"], ["seed-demo"], ["worker"]]
+)
+def test_every_help_shows_an_example(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"], terminal_width=200)
+
+    assert result.exit_code == 0, result.output
+    assert "Example: event-manager " in result.output
+
+
+def test_every_command_is_in_the_help_test() -> None:
+    import click
+    import typer.main
+
+    group = typer.main.get_command(app)
+    assert isinstance(group, click.Group)
+    assert sorted(group.commands) == ["create-admin", "migrate", "seed-demo", "serve", "worker"]
+
+
 def test_create_admin_refuses_weak_password() -> None:
     result = runner.invoke(
         app, ["create-admin", "--email", "weak@example.com", "--password", "123"]

@@ -56,7 +56,15 @@ async def registrations_by_event(session: AsyncSession) -> dict[uuid.UUID, list[
 
 
 async def seeded(session: AsyncSession, **counts: int) -> SeedSummary:
-    return await seed(session, **{"users": 30, "managers": 4, "events": 40, "seed": 7, **counts})
+    sizes = {"users": 30, "managers": 4, "events": 40, "seed": 7, **counts}
+    return await seed(
+        session,
+        users=sizes["users"],
+        managers=sizes["managers"],
+        events=sizes["events"],
+        seed=sizes["seed"],
+        registrations=counts.get("registrations"),
+    )
 
 
 class TestSeed:
@@ -292,6 +300,19 @@ class TestSeed:
         assert {e.event_type for e in events} == set(EventType)
         assert await registrations_by_event(session) == {}
         assert sum(summary.registrations.values()) == 0
+
+    async def test_progress_is_told_after_the_accounts_and_each_chunk_of_events(
+        self, session, monkeypatch
+    ):
+        import sys
+
+        monkeypatch.setattr(sys.modules["api.demo.seed"], "EVENT_CHUNK", 4)
+        done: list[int] = []
+
+        await seed(session, users=3, managers=1, events=10, seed=1, on_progress=done.append)
+
+        assert done == [0, 4, 8, 10]
+        assert await session.scalar(select(func.count()).select_from(Event)) == 10
 
     async def test_negative_count_is_refused(self, session):
         with pytest.raises(ValueError, match="counts must not be negative"):

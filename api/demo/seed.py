@@ -11,7 +11,7 @@ import itertools
 import random
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -325,6 +325,7 @@ async def seed(
     events: int = 30,
     registrations: int | None = None,
     seed: int = 42,
+    on_progress: Callable[[int], None] | None = None,
 ) -> SeedSummary:
     """Add fake users, managers, the demo admin, events and registrations; flush, never commit.
 
@@ -332,7 +333,8 @@ async def seed(
     run tag, so running again adds more data instead of colliding with the last run.
     `registrations` asks for about that many registrations in all (spread over every event that
     was published; one user registers at most once per event), instead of about
-    REGISTRATIONS_PER_USER per user.
+    REGISTRATIONS_PER_USER per user. `on_progress` is told how many events are done, after the
+    accounts and after each chunk of events.
     """
     if min(users, managers, events, registrations or 0) < 0:
         raise ValueError("counts must not be negative")
@@ -366,6 +368,8 @@ async def seed(
     )
     admin_id, admin_created = await _admin(session, run=run, hashed_password=hashed, now=now)
     await _insert(session, User, people + staff)
+    if on_progress is not None:
+        on_progress(0)
 
     staff_ids = [row["id"] for row in staff]
     creators = staff_ids or [admin_id]
@@ -402,6 +406,8 @@ async def seed(
         await _insert(session, Registration, registration_rows)
         event_counts.update(r["status"] for r in event_rows)
         registration_counts.update(r["status"] for r in registration_rows)
+        if on_progress is not None:
+            on_progress(first + len(event_rows))
     await session.flush()
     return SeedSummary(
         users=users,
@@ -418,7 +424,13 @@ _seed = seed
 
 
 async def seed_database(
-    *, users: int, managers: int, events: int, seed: int, registrations: int | None = None
+    *,
+    users: int,
+    managers: int,
+    events: int,
+    seed: int,
+    registrations: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> SeedSummary:
     """seed() in one transaction on the configured database (the CLI's entry point).
 
@@ -434,6 +446,7 @@ async def seed_database(
                 events=events,
                 registrations=registrations,
                 seed=seed,
+                on_progress=on_progress,
             )
     finally:
         await engine.dispose()
