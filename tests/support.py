@@ -276,16 +276,24 @@ def _serve(env: dict[str, str], *, workers: int, target: str) -> Iterator[Server
             time.sleep(0.2)
         yield server
     finally:
+        stop_processes([process])
+        Path(log_file.name).unlink(missing_ok=True)
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]], timeout: float = 20) -> None:
+    """SIGTERM every process at once, wait for each (SIGKILL after `timeout`), then SIGKILL
+    what is left of its process group: any worker a supervisor left behind (it normally stops
+    them itself). Each was started with start_new_session=True, so its group is its own."""
+    for process in processes:
         process.terminate()
+    for process in processes:
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait(timeout=20)
-        # Any worker the supervisor left behind (it normally stops them itself).
+            process.wait(timeout=timeout)
         with suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
-        Path(log_file.name).unlink(missing_ok=True)
 
 
 # Figures measured by tests (timings, percentiles), printed at the end of the run.

@@ -25,13 +25,12 @@ from tests.test_reliability import FaultProxy
 EXIT_SECONDS = 20
 
 
-def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start(args: list[str], env: dict[str, str], **popen: Any) -> subprocess.Popen[bytes]:
+    """`event-manager <args>` with `env` over this process's environment; its output piped for
+    output() unless `popen` says otherwise (stdout=<a file>, start_new_session=True ...)."""
+    options: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, **popen}
     return subprocess.Popen(
-        [sys.executable, "-m", "api.cli", *args],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "api.cli", *args], cwd=ROOT, env={**os.environ, **env}, **options
     )
 
 
@@ -48,9 +47,12 @@ def proxy() -> Iterator[FaultProxy]:
     fault_proxy.stop()
 
 
-async def wait_for_health(base_url: str, process: subprocess.Popen[bytes]) -> None:
+async def wait_for_health(
+    base_url: str, process: subprocess.Popen[bytes], seconds: float = 60
+) -> None:
+    deadline = time.monotonic() + seconds
     async with httpx.AsyncClient(base_url=base_url, timeout=1) as client:
-        for _ in range(600):
+        while time.monotonic() < deadline:
             try:
                 if (await client.get("/ready")).status_code == 200:
                     return
