@@ -58,9 +58,10 @@ SECURITY_IDS = (
     "OFF-1",
     "TEST-1",
     "DIR-1",
+    "SCALE-1",
 )
 TESTS = ROOT / "tests"
-ID_PATTERN = re.compile(r"\b([A-Z]{2,4}-\d+)\b")
+ID_PATTERN = re.compile(r"\b([A-Z]{2,5}-\d+)\b")
 
 
 def security_document() -> Path | None:
