@@ -48,9 +48,12 @@ def proxy() -> Iterator[FaultProxy]:
     fault_proxy.stop()
 
 
-async def wait_for_health(base_url: str, process: subprocess.Popen[bytes]) -> None:
+async def wait_for_health(
+    base_url: str, process: subprocess.Popen[bytes], seconds: float = 60
+) -> None:
+    deadline = time.monotonic() + seconds
     async with httpx.AsyncClient(base_url=base_url, timeout=1) as client:
-        for _ in range(600):
+        while time.monotonic() < deadline:
             try:
                 if (await client.get("/ready")).status_code == 200:
                     return
