@@ -55,14 +55,16 @@ def _alembic_config() -> "object":
 
 @app.command(epilog="Example: event-manager migrate   (or: event-manager migrate <revision>)")
 def migrate(revision: Annotated[str, typer.Argument()] = "head") -> None:
-    """Apply database migrations (alembic upgrade head)."""
+    """Apply database migrations (alembic upgrade head), on WORKER_DATABASE_URL when it is set."""
     from alembic import command
 
-    from api.db import get_database_url
+    from api.db import get_worker_database_url
     from api.logging import configure_logging
 
     configure_logging()
-    get_database_url()  # starts the embedded server first when DATABASE_URL is unset
+    # The direct URL (migrations/env.py): this starts the embedded server first when no URL is
+    # set, and stops here when DB_PGBOUNCER has no direct URL beside it.
+    get_worker_database_url()
     command.upgrade(_alembic_config(), revision)  # type: ignore[arg-type]
     console.print(f"[green]Database migrated to {revision}.[/green]")
 
@@ -97,18 +99,25 @@ def serve(
     import uvicorn
 
     from api.config import settings
-    from api.db import get_database_url
+    from api.db import get_database_url, get_worker_database_url
     from api.logging import configure_logging, logging_config
+    from api.testing import service as testing_service
 
     configure_logging()
     url = get_database_url()
     run_worker = settings.RUN_WORKER_IN_PROCESS if worker is None else worker
+    migrating = settings.MIGRATE_ON_START if migrations is None else migrations
     # Worker processes attach to the same database (embedded or not) through the environment.
     os.environ["DATABASE_URL"] = url
+    # The direct URL, for those that LISTEN (the job worker, the test clock) or migrate: checked
+    # here, before any process starts, so that a pooler without it stops the command with the
+    # reason rather than each worker process failing at startup.
+    if settings.WORKER_DATABASE_URL or run_worker or migrating or testing_service.is_enabled():
+        os.environ["WORKER_DATABASE_URL"] = get_worker_database_url()
     os.environ["RUN_WORKER_IN_PROCESS"] = "true" if run_worker else "false"
     # One worker process is this one, whose settings were read already: they must agree too.
     settings.RUN_WORKER_IN_PROCESS = run_worker
-    if settings.MIGRATE_ON_START if migrations is None else migrations:
+    if migrating:
         migrate("head")
     processes = workers or settings.WEB_CONCURRENCY
     metrics_dir = None
@@ -235,7 +244,14 @@ def main() -> None:
     except ValidationError as e:
         err_console.print(f"[red]Invalid settings:[/red] {e}")
         raise SystemExit(2) from None
-    app()
+    from api.db import DirectUrlMissing
+
+    try:
+        app()
+    except DirectUrlMissing as e:
+        # Settings that only conflict for the command run: named as the others are.
+        err_console.print(f"[red]Invalid settings:[/red] {e}")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -32,6 +32,15 @@ class Settings(BaseSettings):
 
     # Unset: an embedded PostgreSQL under DATA_DIR is started (see api.embedded).
     DATABASE_URL: str | None = None
+    # DATABASE_URL leads through PgBouncer (or another pooler) in transaction pooling mode, where
+    # consecutive transactions of one client connection run on different server connections:
+    # no named prepared statements then (api.db), and what needs a session of its own goes to
+    # WORKER_DATABASE_URL, which must be set wherever it runs.
+    DB_PGBOUNCER: bool = False
+    # A direct connection to PostgreSQL (or through a pooler in session mode) for what cannot pass
+    # a transaction pooler: the job worker's and the test clock's LISTEN, and migrations. Unset:
+    # DATABASE_URL (then the embedded server); refused when DB_PGBOUNCER is true.
+    WORKER_DATABASE_URL: str | None = None
     DATA_DIR: Path = PROJECT_ROOT / ".data"
     DB_POOL_SIZE: int = Field(default=20, ge=2)
     # Waiting longer for a pooled connection than this answers 503 (well within 5 s in all).

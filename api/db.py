@@ -50,6 +50,32 @@ def get_database_url() -> str:
     return embedded.start(settings.DATA_DIR)
 
 
+class DirectUrlMissing(RuntimeError):
+    """DB_PGBOUNCER is true, WORKER_DATABASE_URL is unset, and this process would LISTEN or
+    migrate: a transaction pooler cannot carry either."""
+
+
+def get_worker_database_url() -> str:
+    """The direct connection: WORKER_DATABASE_URL, else DATABASE_URL (or the embedded server).
+
+    For what needs a server connection of its own, which a transaction pooler does not give: a
+    LISTEN (the job worker's, the test clock's) hears nothing once its server connection goes to
+    another client, and a migration may rely on its session (a setting, a lock, work outside a
+    transaction) or hold a pooled connection for as long as its DDL takes.
+    """
+    if settings.WORKER_DATABASE_URL:
+        return to_asyncpg_url(settings.WORKER_DATABASE_URL)
+    if settings.DB_PGBOUNCER:
+        raise DirectUrlMissing(
+            "DB_PGBOUNCER is true but WORKER_DATABASE_URL is unset: the job worker and the test "
+            "clock LISTEN, and migrations run, on a connection of their own, which a transaction "
+            "pooler cannot give. Set WORKER_DATABASE_URL to a direct connection to PostgreSQL "
+            "(not through PgBouncer), or run `serve --no-worker --no-migrate` outside "
+            "ENVIRONMENT=test."
+        )
+    return get_database_url()
+
+
 # A pooled connection must answer a ping within this time, or it is dropped for a fresh one.
 PING_TIMEOUT_SECONDS = 1.0
 # Only a connection idle for longer than this is pinged on checkout. One used a moment ago is
@@ -106,14 +132,38 @@ def _cut_when_timed_out(context: ExceptionContext) -> None:
     context.invalidate_pool_on_disconnect = False
 
 
+# Through a transaction pooler (DB_PGBOUNCER), a client connection's next transaction may run on
+# another server connection: one where its named prepared statement does not exist
+# (InvalidSQLStatementNameError), or where another client prepared one of the same name, since
+# asyncpg numbers them per connection (DuplicatePreparedStatementError). So no statement cache,
+# in asyncpg or in SQLAlchemy's dialect, and every statement unnamed: with its cache off asyncpg
+# sends an unnamed statement's Parse again with its Bind and Execute, in one message sequence
+# that the pooler keeps on one server connection, inside a transaction or not (the autocommit
+# reads of get_session). SQLAlchemy's documented recipe gives each statement a unique name (a
+# uuid) instead; through PgBouncer 1.18 that failed for autocommit statements (prepared on one
+# server connection, executed on another) and left statements behind on the server connections
+# (one is closed only by the client's next statement, on whichever server that runs). Unnamed
+# ones leave none: tests/test_pgbouncer.py shows both.
+POOLER_CONNECT_ARGS: dict[str, Any] = {
+    "statement_cache_size": 0,  # asyncpg's own cache
+    "prepared_statement_cache_size": 0,  # the dialect's cache
+    "prepared_statement_name_func": lambda: "",  # "": PostgreSQL's unnamed statement
+}
+
+
 def create_engine(
     url: str | None = None,
     *,
     pool_size: int | None = None,
     timed_statements: bool = True,
+    pgbouncer: bool | None = None,
 ) -> AsyncEngine:
-    """The engine; with `timed_statements=False` a statement may run as long as it takes."""
+    """The engine; with `timed_statements=False` a statement may run as long as it takes.
+
+    `pgbouncer` (default: DB_PGBOUNCER) says that `url` leads through a transaction pooler.
+    """
     size = pool_size or settings.DB_POOL_SIZE
+    through_pooler = settings.DB_PGBOUNCER if pgbouncer is None else pgbouncer
     engine = create_async_engine(
         url or get_database_url(),
         # Up to DB_POOL_SIZE connections, all kept once opened: no "overflow", which SQLAlchemy
@@ -126,6 +176,7 @@ def create_engine(
             "timeout": settings.DB_CONNECT_TIMEOUT_SECONDS,
             "command_timeout": settings.DB_COMMAND_TIMEOUT_SECONDS if timed_statements else None,
             "server_settings": {"application_name": "event-manager"},
+            **(POOLER_CONNECT_ARGS if through_pooler else {}),
         },
     )
     event.listen(engine.sync_engine, "checkout", _ping_on_checkout)

@@ -23,7 +23,7 @@ from sqlmodel import col
 from api import clock
 from api.config import settings
 from api.db import asyncpg_dsn as asyncpg_dsn  # re-exported: tests connect with it
-from api.db import get_sessionmaker
+from api.db import get_sessionmaker, get_worker_database_url
 from api.idempotency import service as idempotency_service
 from api.mail import sender
 from api.mail.service import SEND_EMAIL, OutgoingMail, queries_for
@@ -178,9 +178,15 @@ def build_queue(connection: asyncpg.Connection) -> PgQueuer:
 WORKER_APPLICATION_NAME = "event-manager-worker"
 
 
-async def connect() -> asyncpg.Connection:
+def worker_dsn() -> str:
+    """Where the queue connects: the direct URL, since pgqueuer LISTENs on its connection (a
+    transaction pooler would hand that server connection to other clients between statements)."""
+    return asyncpg_dsn(get_worker_database_url())
+
+
+async def connect(dsn: str | None = None) -> asyncpg.Connection:
     return await asyncpg.connect(
-        asyncpg_dsn(),
+        dsn or worker_dsn(),
         timeout=settings.DB_CONNECT_TIMEOUT_SECONDS,
         server_settings={"application_name": WORKER_APPLICATION_NAME},
     )
@@ -214,13 +220,16 @@ async def run_forever() -> None:
     """`event-manager worker`: process jobs until SIGINT/SIGTERM."""
     import pgqueuer
 
+    # Resolved once, here: without a direct URL behind a pooler this fails at once, where the
+    # restarting run below would retry forever.
+    dsn = worker_dsn()
     follower = await testing_service.start_following()
 
     # pgqueuer 1.6 wants a factory returning an async context manager (a plain coroutine is
     # refused with TypeError at every restart): the connection is closed when the run ends.
     @asynccontextmanager
     async def factory() -> AsyncIterator[PgQueuer]:
-        connection = await connect()
+        connection = await connect(dsn)
         try:
             yield build_queue(connection)
         finally:

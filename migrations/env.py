@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import api.models  # noqa: F401  (registers every table on SQLModel.metadata)
-from api.db import create_engine, get_database_url
+from api.db import create_engine, get_worker_database_url
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -31,7 +31,9 @@ def include_object(
 
 
 def _url() -> str:
-    return config.attributes.get("database_url") or get_database_url()
+    """The direct connection (WORKER_DATABASE_URL, else DATABASE_URL), never a transaction
+    pooler: a migration is free to use the session it runs on."""
+    return config.attributes.get("database_url") or get_worker_database_url()
 
 
 def run_migrations_offline() -> None:
@@ -60,7 +62,7 @@ def do_run_migrations(connection: Connection) -> None:
 async def run_async_migrations() -> None:
     # A migration's statements (an index on a big table) take as long as the data needs: the
     # request path's DB_COMMAND_TIMEOUT_SECONDS, kept short to detect an outage, does not apply.
-    engine = create_engine(_url(), pool_size=2, timed_statements=False)
+    engine = create_engine(_url(), pool_size=2, timed_statements=False, pgbouncer=False)
     async with engine.connect() as connection:
         await connection.run_sync(do_run_migrations)
     await engine.dispose()

@@ -110,3 +110,13 @@ def test_reminder_hours_refused(value: str) -> None:
 def test_command_line_refuses_bad_reminder_hours() -> None:
     printed = refused_at_start("worker", REMINDER_HOURS="24,0")
     assert "REMINDER_HOURS is a comma-separated list of whole hours" in printed
+
+
+@pytest.mark.parametrize("command", ["serve", "migrate", "worker"])
+def test_a_pooler_without_a_direct_url_stops_what_would_listen_or_migrate(command: str) -> None:
+    """`serve` (here it would migrate, and follow the test clock), `migrate` and `worker` need
+    a connection of their own, which a transaction pooler cannot give."""
+    printed = refused_at_start(command, DB_PGBOUNCER="true", WORKER_DATABASE_URL="")
+    words = " ".join(printed.split())  # the console wraps long lines
+    assert "DB_PGBOUNCER is true but WORKER_DATABASE_URL is unset" in words
+    assert "Set WORKER_DATABASE_URL to a direct connection to PostgreSQL" in words

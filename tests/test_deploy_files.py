@@ -410,9 +410,11 @@ def test_env_example_values_are_the_defaults() -> None:
         default = Settings.model_fields[name].default
         shown = str(default).lower() if isinstance(default, bool) else str(default)
         assert value == shown, name
-    # Unset by default: the embedded PostgreSQL, log-printed mail, no first admin.
+    # Unset by default: the embedded PostgreSQL (direct URL included), log-printed mail, no first
+    # admin.
     assert {name for name, (_, commented) in env_example().items() if commented} == {
         "DATABASE_URL",
+        "WORKER_DATABASE_URL",
         "DATA_DIR",
         "TEST_DATABASE_URL",
         "SMTP_HOST",

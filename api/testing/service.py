@@ -24,7 +24,7 @@ from sqlmodel import col
 
 from api import clock
 from api.config import Environment, settings
-from api.db import asyncpg_dsn
+from api.db import asyncpg_dsn, get_worker_database_url
 from api.errors import NotFound
 from api.testing.models import ClockSetting, ClockState, JobRun
 
@@ -144,13 +144,17 @@ class ClockFollower:
     read right after (at start, and again after a lost connection, which is retried)."""
 
     def __init__(self, dsn: str | None = None) -> None:
-        self._dsn = dsn  # default: the service's database
+        self._dsn = dsn  # default: the service's database, on its direct URL
         self._task: asyncio.Task[None] | None = None
         self._first_attempt = asyncio.Event()
 
     async def start(self) -> None:
         """Start following; return once the first attempt to read the setting is over (at most
-        DB_CONNECT_TIMEOUT_SECONDS and a statement later), whether it succeeded or not."""
+        DB_CONNECT_TIMEOUT_SECONDS and a statement later), whether it succeeded or not.
+
+        LISTEN needs a server connection of its own: the direct URL, resolved here so that its
+        absence behind a transaction pooler stops the process instead of being retried."""
+        self._dsn = self._dsn or asyncpg_dsn(get_worker_database_url())
         self._task = asyncio.create_task(self._follow())
         await self._first_attempt.wait()
 
@@ -176,8 +180,9 @@ class ClockFollower:
 
     async def _listen_once(self) -> None:
         """Follow the setting until the connection is lost."""
+        assert self._dsn is not None  # set by start()
         connection = await asyncpg.connect(
-            self._dsn or asyncpg_dsn(),
+            self._dsn,
             timeout=settings.DB_CONNECT_TIMEOUT_SECONDS,
             command_timeout=settings.DB_COMMAND_TIMEOUT_SECONDS,
             server_settings={"application_name": LISTENER_APPLICATION_NAME},
