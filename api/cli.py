@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from api.users.models import User
@@ -120,6 +121,8 @@ def serve(
     if migrating:
         migrate("head")
     processes = workers or settings.WEB_CONCURRENCY
+    if processes > 1:
+        _warn_of_a_throttle_per_process(processes)
     metrics_dir = None
     if processes > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Each worker writes its metrics there; /metrics then adds them all up.
@@ -133,7 +136,9 @@ def serve(
             host=host,
             port=port,
             workers=processes,
+            # X-Forwarded-For and -Proto are believed from these peers only.
             proxy_headers=True,
+            forwarded_allow_ips=settings.FORWARDED_ALLOW_IPS,
             # api.observability writes the access log (route template, request id).
             access_log=False,
             log_config=logging_config(),
@@ -143,6 +148,28 @@ def serve(
     finally:
         if metrics_dir is not None:
             metrics_dir.cleanup()
+
+
+def _warn_of_a_throttle_per_process(processes: int) -> None:
+    """With memory:// every worker process counts AUTH_RATE_LIMIT on its own."""
+    import structlog
+
+    from api.config import settings
+
+    if not settings.rate_limit_enabled or settings.RATE_LIMIT_STORAGE_URL != "memory://":
+        return
+    structlog.get_logger("api.cli").warning(
+        "rate_limit_per_process",
+        workers=processes,
+        storage=settings.RATE_LIMIT_STORAGE_URL,
+    )
+    console.print(
+        f"[yellow]Warning: RATE_LIMIT_STORAGE_URL is memory://, so each of the {processes} "
+        f"worker processes counts AUTH_RATE_LIMIT on its own: a client gets up to {processes} "
+        "times the limit. Point it at a Redis (redis://host:6379/0) to share one budget."
+        "[/yellow]",
+        soft_wrap=True,  # one line, whatever the terminal's width
+    )
 
 
 @app.command(
@@ -242,7 +269,8 @@ def main() -> None:
     try:
         from api.config import settings  # noqa: F401 - validates the environment and .env
     except ValidationError as e:
-        err_console.print(f"[red]Invalid settings:[/red] {e}")
+        # Escaped: a message may hold brackets ("redis://host[:port]") that are not markup.
+        err_console.print(f"[red]Invalid settings:[/red] {escape(str(e))}", soft_wrap=True)
         raise SystemExit(2) from None
     from api.db import DirectUrlMissing
 
@@ -250,7 +278,7 @@ def main() -> None:
         app()
     except DirectUrlMissing as e:
         # Settings that only conflict for the command run: named as the others are.
-        err_console.print(f"[red]Invalid settings:[/red] {e}")
+        err_console.print(f"[red]Invalid settings:[/red] {escape(str(e))}", soft_wrap=True)
         raise SystemExit(2) from None
 
 

@@ -1,8 +1,10 @@
 """Settings read from the environment or `.env` (see `.env.example`)."""
 
 import hashlib
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +61,17 @@ class Settings(BaseSettings):
     MAX_LOGIN_ATTEMPTS: int = Field(default=5, ge=1)
     LOCKOUT_MINUTES: int = Field(default=15, ge=0)
     AUTH_RATE_LIMIT: str = "10/minute"
+    # Where the auth throttle counts: memory:// in each process on its own (N workers let a
+    # client through N times AUTH_RATE_LIMIT), redis://host:port/db (rediss:// over TLS) once for
+    # every worker and replica that uses the same Redis.
+    RATE_LIMIT_STORAGE_URL: str = "memory://"
+    # A storage slower than this lets the throttled request through (logged and counted): what a
+    # black-holed Redis adds to a login at most.
+    RATE_LIMIT_STORAGE_TIMEOUT_SECONDS: float = Field(default=0.5, gt=0)
+    # Peers whose X-Forwarded-For and X-Forwarded-Proto are believed (the reverse proxy): comma-
+    # separated addresses or networks, * for any, empty for none. The throttle, the access log
+    # and the links built from the request then see the client's address and scheme.
+    FORWARDED_ALLOW_IPS: str = "127.0.0.1"
     RESET_MAILS_PER_HOUR: int = Field(default=5, ge=1)
     # Argon2 cost; tests lower it, production keeps the library defaults.
     PASSWORD_HASH_TIME_COST: int = Field(default=3, ge=1)
@@ -134,6 +147,33 @@ class Settings(BaseSettings):
             )
         return ",".join(str(hours) for hours in sorted({int(part) for part in parts}))
 
+    @field_validator("RATE_LIMIT_STORAGE_URL")
+    @classmethod
+    def _rate_limit_storage(cls, value: str) -> str:
+        value = value.strip()
+        if value == "memory://" or _is_redis_url(value):
+            return value
+        raise ValueError(
+            "RATE_LIMIT_STORAGE_URL is memory:// or redis://[:password@]host[:port][/db] "
+            "(rediss:// over TLS)"
+        )
+
+    @field_validator("FORWARDED_ALLOW_IPS")
+    @classmethod
+    def _forwarded_allow_ips(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        if entries == ["*"]:
+            return "*"
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry)
+            except ValueError:
+                raise ValueError(
+                    "FORWARDED_ALLOW_IPS is *, or comma-separated IP addresses or networks "
+                    f"(e.g. 127.0.0.1,10.0.0.0/8); {entry!r} is neither"
+                ) from None
+        return ",".join(entries)
+
     @property
     def reminder_hours(self) -> tuple[int, ...]:
         """The reminder offsets in hours, smallest first, each once."""
@@ -152,6 +192,20 @@ class Settings(BaseSettings):
     @property
     def rate_limit_enabled(self) -> bool:
         return self.AUTH_RATE_LIMIT.strip().lower() != "off"
+
+
+def _is_redis_url(text: str) -> bool:
+    url = urlsplit(text)
+    try:
+        url.port  # noqa: B018 - a port that is not a number raises
+    except ValueError:
+        return False
+    database = url.path.removeprefix("/")
+    return (
+        url.scheme in ("redis", "rediss")
+        and bool(url.hostname)
+        and (database == "" or (database.isascii() and database.isdigit()))
+    )
 
 
 def _is_delay(text: str) -> bool:

@@ -5,7 +5,9 @@
 - `event_manager_db_pool_connections_in_use` and `..._capacity`: the SQLAlchemy pool at the scrape;
 - `event_manager_mail_jobs{state}` (waiting, retrying, sending, failed) and
   `event_manager_mail_failed_attempts`: the mail queue, read from the database at each scrape;
-- `event_manager_database_up`: whether that read succeeded.
+- `event_manager_database_up`: whether that read succeeded;
+- `event_manager_rate_limit_storage_errors_total`: throttled requests let through unchecked
+  because the throttle's storage (RATE_LIMIT_STORAGE_URL) failed or timed out (api.ratelimit).
 
 With several worker processes (`serve --workers N`) the command sets PROMETHEUS_MULTIPROC_DIR and
 every scrape aggregates all workers (prometheus_client's multiprocess mode); the pool and queue
@@ -36,6 +38,7 @@ from starlette.responses import Response
 from api.config import settings
 from api.db import get_engine
 from api.mail.service import SEND_EMAIL
+from api.ratelimit import STORAGE_ERRORS
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SCRAPE_QUERY_TIMEOUT_SECONDS = 2.0
@@ -89,7 +92,14 @@ DATABASE_UP = Gauge(
     registry=None,
     multiprocess_mode="mostrecent",
 )
-APP_METRICS = (POOL_IN_USE, POOL_CAPACITY, MAIL_JOBS, MAIL_FAILED_ATTEMPTS, DATABASE_UP)
+APP_METRICS = (
+    POOL_IN_USE,
+    POOL_CAPACITY,
+    MAIL_JOBS,
+    MAIL_FAILED_ATTEMPTS,
+    DATABASE_UP,
+    STORAGE_ERRORS,
+)
 
 # The HTTP series keep the names, help texts, labels and buckets that
 # prometheus-fastapi-instrumentator 8.1.0 gave them (should_group_status_codes=False,

@@ -53,8 +53,8 @@ def fixed_headers() -> list[tuple[bytes, bytes]]:
 class ObservabilityMiddleware:
     """Gives each request an id (the caller's X-Request-ID when it is plain, else a new one),
     returns it as X-Request-ID with the `fixed_headers`, binds it to every log line of the
-    request, writes the access line (method, route template, status, duration) and counts the
-    request in `http_metrics`.
+    request, writes the access line (method, route template, status, duration, client) and counts
+    the request in `http_metrics`.
 
     Outermost in the stack, so that every answer carries these headers, the 500s and 503s of
     UnhandledErrorMiddleware and the 413s of BodySizeLimitMiddleware too."""
@@ -113,6 +113,8 @@ class ObservabilityMiddleware:
                     route=route,
                     status=status,
                     duration_ms=round(seconds * 1000, 2),
+                    # As uvicorn resolved it: a trusted proxy's X-Forwarded-For included.
+                    client=client[0] if (client := scope.get("client")) else None,
                 )
             structlog.contextvars.unbind_contextvars("request_id")
 

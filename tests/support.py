@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -218,8 +218,11 @@ def run_server(
     database = own_database.create_migrated_database() if own_database else None
     if own_database and database:
         env = {**env, "DATABASE_URL": own_database.url_for(database)}
+    factory = ["--factory"] if target.endswith("create_app") else []
+    uvicorn = [sys.executable, "-m", "uvicorn", target, *factory, "--host", "127.0.0.1"]
+    options = ["--workers", str(workers), "--log-level", "warning"]
     try:
-        with _serve(env, workers=workers, target=target) as server:
+        with _serve(env, lambda port: [*uvicorn, "--port", str(port), *options]) as server:
             yield server
     finally:
         if own_database and database:
@@ -227,26 +230,24 @@ def run_server(
 
 
 @contextmanager
-def _serve(env: dict[str, str], *, workers: int, target: str) -> Iterator[ServerProcess]:
+def run_cli_server(env: dict[str, str], *options: str) -> Iterator[ServerProcess]:
+    """`event-manager serve` with `options` on a free port of 127.0.0.1: the command as shipped
+    (its uvicorn settings, its metrics directory, its warnings), its output in `log()`."""
+    serve = [sys.executable, "-m", "api.cli", "serve"]
+    with _serve(env, lambda port: [*serve, "--port", str(port), *options]) as server:
+        yield server
+
+
+# A machine busy with other suites can take a minute to import a server's worker processes.
+SERVER_START_SECONDS = 120
+
+
+@contextmanager
+def _serve(env: dict[str, str], command: Callable[[int], list[str]]) -> Iterator[ServerProcess]:
     port = free_port()
-    factory = ["--factory"] if target.endswith("create_app") else []
     log_file = tempfile.NamedTemporaryFile(prefix="server-", suffix=".log", delete=False)
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            target,
-            *factory,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-        ],
+        command(port),
         cwd=ROOT,
         # A small pool unless a test asks otherwise: several servers share one PostgreSQL.
         env={**os.environ, "DB_POOL_SIZE": "10", **env},
@@ -262,7 +263,7 @@ def _serve(env: dict[str, str], *, workers: int, target: str) -> Iterator[Server
         database_url=env.get("DATABASE_URL", os.environ.get("DATABASE_URL", "")),
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + SERVER_START_SECONDS
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{server.log()}")

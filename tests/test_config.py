@@ -120,3 +120,83 @@ def test_a_pooler_without_a_direct_url_stops_what_would_listen_or_migrate(comman
     words = " ".join(printed.split())  # the console wraps long lines
     assert "DB_PGBOUNCER is true but WORKER_DATABASE_URL is unset" in words
     assert "Set WORKER_DATABASE_URL to a direct connection to PostgreSQL" in words
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("memory://", "memory://"),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        (" redis://valkey ", "redis://valkey"),
+        ("rediss://:secret@redis.example.com:6380/2", "rediss://:secret@redis.example.com:6380/2"),
+    ],
+)
+def test_rate_limit_storage_url(value: str, kept: str) -> None:
+    assert Settings(RATE_LIMIT_STORAGE_URL=value, _env_file=None).RATE_LIMIT_STORAGE_URL == kept
+
+
+def test_rate_limit_storage_default_is_the_process_memory() -> None:
+    assert Settings(_env_file=None).RATE_LIMIT_STORAGE_URL == "memory://"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "memory",
+        "memory://elsewhere",
+        "redis://",
+        "redis://:6379/0",
+        "redis://127.0.0.1:port/0",
+        "redis://127.0.0.1:6379/zero",
+        "memcached://127.0.0.1:11211",
+        "127.0.0.1:6379",
+    ],
+)
+def test_rate_limit_storage_url_refused(value: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(RATE_LIMIT_STORAGE_URL=value, _env_file=None)
+    [error] = caught.value.errors()
+    assert error["loc"] == ("RATE_LIMIT_STORAGE_URL",)
+    assert error["msg"] == (
+        "Value error, RATE_LIMIT_STORAGE_URL is memory:// or "
+        "redis://[:password@]host[:port][/db] (rediss:// over TLS)"
+    )
+
+
+def test_command_line_refuses_a_bad_rate_limit_storage() -> None:
+    printed = refused_at_start("serve", RATE_LIMIT_STORAGE_URL="redis//127.0.0.1:6379")
+    assert "RATE_LIMIT_STORAGE_URL is memory:// or redis://" in printed
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        (" 10.0.0.0/8 , ::1 ", "10.0.0.0/8,::1"),
+        ("*", "*"),
+        ("", ""),
+    ],
+)
+def test_forwarded_allow_ips(value: str, kept: str) -> None:
+    assert Settings(FORWARDED_ALLOW_IPS=value, _env_file=None).FORWARDED_ALLOW_IPS == kept
+
+
+@pytest.mark.parametrize(
+    ("value", "entry"),
+    [
+        ("localhost", "localhost"),
+        ("10.0.0.1/8", "10.0.0.1/8"),
+        ("127.0.0.1,300.1.1.1", "300.1.1.1"),
+        ("*,10.0.0.1", "*"),
+    ],
+)
+def test_forwarded_allow_ips_refused(value: str, entry: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(FORWARDED_ALLOW_IPS=value, _env_file=None)
+    [error] = caught.value.errors()
+    assert error["loc"] == ("FORWARDED_ALLOW_IPS",)
+    assert error["msg"] == (
+        "Value error, FORWARDED_ALLOW_IPS is *, or comma-separated IP addresses or networks "
+        f"(e.g. 127.0.0.1,10.0.0.0/8); {entry!r} is neither"
+    )

@@ -177,8 +177,8 @@ def make_recipe(target: str) -> list[str]:
 # --- compose.yaml ----------------------------------------------------------------------------
 
 
-def test_compose_defines_the_five_services() -> None:
-    assert set(compose()["services"]) == {"db", "migrate", "api", "worker", "mailpit"}
+def test_compose_defines_the_six_services() -> None:
+    assert set(compose()["services"]) == {"db", "migrate", "api", "worker", "valkey", "mailpit"}
     assert compose()["name"] == "event-manager"
 
 
@@ -220,7 +220,8 @@ def test_compose_api_serves_after_the_migrations_and_checks_readiness() -> None:
     api = service("api")
     assert api["command"] == ["event-manager", "serve", "--host", "0.0.0.0", "--port", "8000"]
     assert api["depends_on"] == {
-        "migrate": {"condition": "service_completed_successfully", "required": True}
+        "migrate": {"condition": "service_completed_successfully", "required": True},
+        "valkey": {"condition": "service_healthy", "required": True},
     }
     [port] = api["ports"]
     assert (port["published"], port["target"]) == ("8000", 8000)
@@ -247,6 +248,8 @@ def test_compose_api_and_worker_share_one_production_environment() -> None:
         "SMTP_STARTTLS": "false",
         "MAIL_FROM": "no-reply@event-manager.local",
         "AUTH_RATE_LIMIT": "10/minute",
+        "RATE_LIMIT_STORAGE_URL": "redis://valkey:6379/0",
+        "FORWARDED_ALLOW_IPS": "127.0.0.1",
         "FIRST_ADMIN_EMAIL": "",
         "FIRST_ADMIN_PASSWORD": "",
         "MIGRATE_ON_START": "false",
@@ -271,6 +274,24 @@ def test_compose_worker_runs_the_worker_command_from_the_api_image() -> None:
     }
     assert worker["healthcheck"] == {"disable": True}
     assert worker["restart"] == "unless-stopped"
+
+
+def test_compose_valkey_holds_the_throttle_counts_unpublished_and_unsaved() -> None:
+    valkey = service("valkey")
+    assert valkey["image"] == "valkey/valkey:8-alpine"
+    assert valkey["command"] == ["valkey-server", "--save", "", "--appendonly", "no"]
+    assert valkey["healthcheck"]["test"] == ["CMD", "valkey-cli", "ping"]
+    assert valkey["restart"] == "unless-stopped"
+    assert "ports" not in valkey  # reachable only inside the compose network
+    assert "volumes" not in valkey
+
+
+def test_compose_trusted_proxies_come_from_the_environment() -> None:
+    result = docker_compose(env={**COMPOSE_ENV, "FORWARDED_ALLOW_IPS": "172.16.0.0/12"})
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    for name in ("api", "worker"):
+        assert services[name]["environment"]["FORWARDED_ALLOW_IPS"] == "172.16.0.0/12"
 
 
 def test_compose_mailpit_shows_every_mail_on_8025() -> None:
@@ -298,6 +319,7 @@ def test_compose_secrets_come_from_env_example_names() -> None:
         "LOG_LEVEL",
         "MAIL_FROM",
         "AUTH_RATE_LIMIT",
+        "FORWARDED_ALLOW_IPS",
         "FIRST_ADMIN_EMAIL",
         "FIRST_ADMIN_PASSWORD",
         "WEB_CONCURRENCY",
@@ -314,7 +336,7 @@ def test_compose_with_an_external_database_leaves_db_out() -> None:
     )
     assert result.returncode == 0, result.stderr
     services = json.loads(result.stdout)["services"]
-    assert set(services) == {"migrate", "api", "worker", "mailpit"}
+    assert set(services) == {"migrate", "api", "worker", "valkey", "mailpit"}
     assert "depends_on" not in services["migrate"]
     for name in ("migrate", "api", "worker"):
         assert services[name]["environment"]["DATABASE_URL"] == external

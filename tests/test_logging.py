@@ -125,6 +125,7 @@ def test_caller_request_id_is_kept_and_on_the_access_line(session_log: dict[str,
     assert line["logger"] == "api.access"
     assert line["level"] == "info"
     assert (line["method"], line["route"], line["status"]) == ("GET", "/api/v1/users/me", 200)
+    assert line["client"] == "127.0.0.1"  # the peer: no proxy header was sent
     assert isinstance(line["duration_ms"], float)
     assert 0 < line["duration_ms"] < 5000
 

@@ -38,7 +38,7 @@ from tests.factories import (
     queued_mail,
     reload,
 )
-from tests.support import Mailbox
+from tests.support import Mailbox, free_port, samples
 
 REGISTER = "/api/v1/auth/register"
 REQUEST_VERIFY = "/api/v1/auth/request-verify-token"
@@ -908,6 +908,21 @@ class TestThrottle:
         for _ in range(12):
             response = await login(client, new_email(), "whatever passphrase")
             assert response.status_code == 400
+
+
+async def test_throttle_storage_refusing_lets_the_request_through_counted(
+    client, rate_limit, monkeypatch: pytest.MonkeyPatch
+):
+    """A Redis that refuses connections (a closed port): the throttle fails open, counted in
+    /metrics (tests/test_throttle_shared.py covers the log, the timeout and the recovery)."""
+    monkeypatch.setattr(settings, "RATE_LIMIT_STORAGE_URL", f"redis://127.0.0.1:{free_port()}/0")
+    rate_limit("1/minute")  # and a storage built afresh, from the URL above
+    series = "event_manager_rate_limit_storage_errors_total"
+    before = samples((await client.get("/metrics")).text)[series]
+    for _ in range(3):
+        response = await login(client, new_email(), "whatever passphrase")
+        assert (response.status_code, response.json()) == (400, BAD_CREDENTIALS)
+    assert samples((await client.get("/metrics")).text)[series] - before == 3
 
 
 class TestUpdateMe:
