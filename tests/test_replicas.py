@@ -7,8 +7,8 @@ registration race split between them, a logout, a lockout counted over both). Th
 race for the same jobs and the same schedules, and still send each reminder and each mail once
 and run the hourly token cleanup once.
 
-Not tested here: the auth throttle shared through RATE_LIMIT_STORAGE_URL; its place is marked at
-the end of the module.
+The auth throttle shared through RATE_LIMIT_STORAGE_URL is proven in tests/test_throttle_shared.py,
+on two replicas of two workers each and one Redis, with replicas of its own.
 """
 
 import asyncio
@@ -307,8 +307,7 @@ def service_env(database_url: str, smtp_port: int) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def serve_env(service_env: dict[str, str]) -> dict[str, str]:
-    """The environment of every replica, one dict. A test of the shared throttle starts replicas
-    of its own (start_replicas) from it extended with RATE_LIMIT_STORAGE_URL and AUTH_RATE_LIMIT."""
+    """The environment of every replica, one dict."""
     return {**service_env, "WEB_CONCURRENCY": "2", "AUTH_RATE_LIMIT": "off"}
 
 
@@ -689,9 +688,3 @@ class TestScheduledCleanup:
                 {"tokens": [*due.expired, due.live]},
             )
             assert remaining.all() == [due.live]
-
-
-# The throttle budget shared across replicas (RATE_LIMIT_STORAGE_URL) is tested here, as
-# TestSharedThrottle: replicas of its own, start_replicas(processes, {**serve_env,
-# "RATE_LIMIT_STORAGE_URL": <a Redis prefix of its own>, "AUTH_RATE_LIMIT": <a small budget>},
-# REPLICAS), then logins spread over them until the budget is spent once, not once per replica.
