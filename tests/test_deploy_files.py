@@ -320,6 +320,16 @@ def test_compose_with_an_external_database_leaves_db_out() -> None:
         assert services[name]["environment"]["DATABASE_URL"] == external
 
 
+def test_compose_api_gets_the_drain_and_the_shutdown_before_sigkill() -> None:
+    from api.config import Settings
+
+    drain = Settings.model_fields["SHUTDOWN_DRAIN_SECONDS"].default
+    shutdown = Settings.model_fields["SHUTDOWN_TIMEOUT_SECONDS"].default
+    grace = re.fullmatch(r"(\d+)s", service("api")["stop_grace_period"])
+    assert grace is not None
+    assert int(grace[1]) > drain + shutdown
+
+
 # --- Containerfile ---------------------------------------------------------------------------
 
 
