@@ -94,11 +94,14 @@ def serve(
 ) -> None:
     """Serve the API (starting the embedded PostgreSQL when DATABASE_URL is unset).
 
-    SIGTERM or Ctrl-C stops accepting connections, lets in-flight requests and the in-process
-    worker's running job finish (up to SHUTDOWN_TIMEOUT_SECONDS), then exits.
+    SIGTERM first drains: /ready answers 503 for SHUTDOWN_DRAIN_SECONDS while requests are still
+    served, so that a load balancer moves away. Then (or at once on Ctrl-C) the server stops
+    accepting connections, lets in-flight requests and the in-process worker's running job
+    finish (up to SHUTDOWN_TIMEOUT_SECONDS), and exits.
     """
     import uvicorn
 
+    from api import serving
     from api.config import settings
     from api.db import get_database_url, get_worker_database_url
     from api.logging import configure_logging, logging_config
@@ -130,7 +133,7 @@ def serve(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
     console.print(f"[bold]event-manager[/bold] on http://{host}:{port}  (docs: /docs)")
     try:
-        uvicorn.run(
+        config = uvicorn.Config(
             "api.main:create_app",
             factory=True,
             host=host,
@@ -145,6 +148,7 @@ def serve(
             log_level=settings.LOG_LEVEL.lower(),
             timeout_graceful_shutdown=settings.SHUTDOWN_TIMEOUT_SECONDS,
         )
+        serving.run(config)
     finally:
         if metrics_dir is not None:
             metrics_dir.cleanup()

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     WEB_CONCURRENCY: int = Field(default=1, ge=1)
     MIGRATE_ON_START: bool = True
     SHUTDOWN_TIMEOUT_SECONDS: int = Field(default=25, ge=1)
+    # On SIGTERM, /ready answers 503 for this long while every request is still served, so that
+    # a load balancer takes the process out of rotation before it stops accepting (api.serving).
+    # The balancer's check interval × fall count must fit in it: compose.scale.yaml's HAProxy
+    # needs 1 s × 2; HAProxy's own defaults (2 s × 3) need more than 6. 0: stop at once.
+    SHUTDOWN_DRAIN_SECONDS: int = Field(default=5, ge=0)
 
     # Unset: an embedded PostgreSQL under DATA_DIR is started (see api.embedded).
     DATABASE_URL: str | None = None

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import embedded, metrics, ratelimit
+from api import embedded, lifecycle, metrics, ratelimit
 from api.admin import router as admin_router
 from api.audit import router as audit_router
 from api.config import settings
@@ -180,10 +180,15 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     @app.get(
         "/ready",
         tags=["operations"],
-        responses={503: {"description": "The database does not answer"}},
+        responses={503: {"description": "Draining before a shutdown, or no database"}},
     )
     async def ready() -> JSONResponse:
-        """Readiness: 200 when the database answers within 3 s, else 503."""
+        """Readiness: 200 when the database answers within 3 s; 503 when it does not, or while
+        the process drains before it stops (SIGTERM)."""
+        if lifecycle.draining:
+            return JSONResponse(
+                {"status": "draining"}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
+            )
         try:
             async with asyncio.timeout(3), get_engine().connect() as connection:
                 await connection.execute(text("SELECT 1"))

@@ -150,7 +150,8 @@ def serving(*options: str, env: dict[str, str]) -> Iterator[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port), *options],
         cwd=ROOT,
-        env={**os.environ, **env},
+        # Stopped by SIGTERM afterwards: no drain to wait for (tests/test_shutdown.py has it).
+        env={**os.environ, "SHUTDOWN_DRAIN_SECONDS": "0", **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

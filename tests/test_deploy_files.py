@@ -1,7 +1,9 @@
 """Checks of the deployment and developer files at the top of the repository.
 
-compose.yaml, Containerfile, .env.example, .ci/run, README.md and Makefile are read as text (or
-YAML); nothing is built or started, so these tests need neither Docker nor a database.
+compose.yaml (and its overrides), deploy/haproxy.cfg, Containerfile, .env.example, .ci/run,
+README.md and Makefile are read as text (or YAML), or checked by their own tools (Compose's
+parser, `haproxy -c`); nothing is built or started, so these tests need neither Docker nor a
+database.
 """
 
 from __future__ import annotations
@@ -340,6 +342,89 @@ def test_compose_with_an_external_database_leaves_db_out() -> None:
     assert "depends_on" not in services["migrate"]
     for name in ("migrate", "api", "worker"):
         assert services[name]["environment"]["DATABASE_URL"] == external
+
+
+def test_compose_api_gets_the_drain_and_the_shutdown_before_sigkill() -> None:
+    from api.config import Settings
+
+    drain = Settings.model_fields["SHUTDOWN_DRAIN_SECONDS"].default
+    shutdown = Settings.model_fields["SHUTDOWN_TIMEOUT_SECONDS"].default
+    grace = re.fullmatch(r"(\d+)s", service("api")["stop_grace_period"])
+    assert grace is not None
+    assert int(grace[1]) > drain + shutdown
+
+
+def test_compose_scale_puts_haproxy_in_front_of_the_api_replicas() -> None:
+    services = compose("compose.yaml", "compose.scale.yaml")["services"]
+    assert set(services) == {"db", "migrate", "api", "worker", "mailpit", "balancer"}
+    api, balancer = services["api"], services["balancer"]
+    # Replicas publish nothing (--scale would make them fight over 8000): the balancer does.
+    assert "ports" not in api
+    assert environment(api)["FORWARDED_ALLOW_IPS"] == "*"
+    assert str(balancer["image"]).startswith("haproxy:")
+    [port] = balancer["ports"]
+    assert (port["published"], port["target"]) == ("8000", 8000)
+    [volume] = balancer["volumes"]
+    assert (volume["type"], volume["source"], volume["target"], volume["read_only"]) == (
+        "bind",
+        str(ROOT / "deploy" / "haproxy.cfg"),
+        "/usr/local/etc/haproxy/haproxy.cfg",
+        True,
+    )
+    assert balancer["depends_on"] == {"api": {"condition": "service_started", "required": True}}
+    assert balancer["restart"] == "unless-stopped"
+    # Everything else is compose.yaml's.
+    without = compose()["services"]
+    assert {name: services[name] for name in without if name != "api"} == {
+        name: svc for name, svc in without.items() if name != "api"
+    }
+
+
+def haproxy_directives(section: str) -> list[str]:
+    """The lines of one section of deploy/haproxy.cfg (e.g. "backend api"), comments dropped."""
+    lines: list[str] = []
+    inside = False
+    for raw in read("deploy/haproxy.cfg").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if raw and not raw[0].isspace() and not raw.startswith("#"):
+            inside = line == section
+        elif inside and line:
+            lines.append(line)
+    return lines
+
+
+def test_haproxy_cfg_is_valid_for_haproxy() -> None:
+    from tests.support import debian_program
+
+    result = subprocess.run(
+        [debian_program("haproxy"), "-c", "-f", str(ROOT / "deploy" / "haproxy.cfg")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Configuration file is valid" in result.stdout
+
+
+def test_haproxy_cfg_finds_the_replicas_checks_ready_and_forwards_the_client() -> None:
+    frontend, backend = haproxy_directives("frontend http"), haproxy_directives("backend api")
+    assert "bind :8000" in frontend
+    assert "option forwardfor" in frontend
+    assert "http-request set-header X-Forwarded-Proto %[ssl_fc,iif(https,http)]" in frontend
+    assert "server-template api 8 api:8000 check init-addr none resolvers docker" in backend
+    assert "option httpchk GET /ready" in backend
+    assert "http-check expect status 200" in backend
+    assert haproxy_directives("resolvers docker")[0] == "nameserver dns 127.0.0.11:53"
+
+
+def test_haproxy_cfg_takes_a_draining_replica_out_within_the_drain() -> None:
+    from api.config import Settings
+
+    [checks] = [line for line in haproxy_directives("backend api") if line.startswith("default-")]
+    words = checks.split()
+    inter = int(words[words.index("inter") + 1].removesuffix("s"))
+    fall = int(words[words.index("fall") + 1])
+    assert inter * fall < Settings.model_fields["SHUTDOWN_DRAIN_SECONDS"].default
 
 
 # --- Containerfile ---------------------------------------------------------------------------

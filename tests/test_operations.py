@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from api import lifecycle
 from api.config import settings
 from api.mail.service import SEND_EMAIL, queries_for
 from tests.support import samples
@@ -24,6 +25,19 @@ async def test_ready_when_the_database_answers(client: httpx.AsyncClient) -> Non
     response = await client.get("/ready")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+async def test_ready_answers_503_while_draining_and_health_stays_200(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What SIGTERM does to a served process (api.serving; tests/test_shutdown.py runs it).
+    monkeypatch.setattr(lifecycle, "draining", True)
+    ready = await client.get("/ready")
+    assert (ready.status_code, ready.json()) == (503, {"status": "draining"})
+    health = await client.get("/health")
+    assert (health.status_code, health.json()) == (200, {"status": "ok"})
+    events = await client.get("/api/v1/events")
+    assert events.status_code == 200
 
 
 async def test_metrics_count_requests_by_route_template_and_status(

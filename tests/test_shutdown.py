@@ -1,5 +1,6 @@
-"""SIGTERM ends the processes politely: `event-manager serve` answers the requests it holds
-before it exits, and `event-manager worker` finishes the job it is running."""
+"""SIGTERM ends the processes politely: `event-manager serve` drains (/ready 503 while it still
+serves), then answers the requests it holds before it exits; SIGINT skips the drain; and
+`event-manager worker` finishes the job it is running."""
 
 import asyncio
 import os
@@ -9,6 +10,8 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -28,10 +31,24 @@ EXIT_SECONDS = 20
 def start(args: list[str], env: dict[str, str], **popen: Any) -> subprocess.Popen[bytes]:
     """`event-manager <args>` with `env` over this process's environment; its output piped for
     output() unless `popen` says otherwise (stdout=<a file>, start_new_session=True ...)."""
-    options: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, **popen}
+    # Its own process group by default: a test can signal it as a whole, and cleanup reaches
+    # every worker process it spawned.
+    options: dict[str, Any] = {
+        "stdout": subprocess.PIPE,
+        "stderr": subprocess.STDOUT,
+        "start_new_session": True,
+        **popen,
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "api.cli", *args], cwd=ROOT, env={**os.environ, **env}, **options
     )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Kill what is left of a process started by start() (the server and its workers)."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def output(process: subprocess.Popen[bytes]) -> str:
@@ -66,7 +83,8 @@ async def wait_for_health(
 async def test_serve_answers_in_flight_requests_after_sigterm(proxy: FaultProxy) -> None:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = {"DATABASE_URL": proxy.url, "WEB_CONCURRENCY": "2"}
+    # No drain: this test is about the requests in flight when the server stops accepting.
+    env = {"DATABASE_URL": proxy.url, "WEB_CONCURRENCY": "2", "SHUTDOWN_DRAIN_SECONDS": "0"}
     process = start(["serve", "--port", str(port), "--no-migrate", "--no-worker"], env)
     try:
         await wait_for_health(base_url, process)
@@ -95,9 +113,164 @@ async def test_serve_answers_in_flight_requests_after_sigterm(proxy: FaultProxy)
                 await client.get("/health")
     finally:
         proxy.forward()
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop(process)
+
+
+# The drain tests: long enough to watch, short enough to wait for.
+DRAIN_SECONDS = 5
+SHUTDOWN_TIMEOUT_SECONDS = 5
+# uvicorn's supervisor looks at the signals it got every 0.5 s before it passes them on; the
+# rest is room for a busy machine.
+DRAINING_WITHIN = 2.5
+
+
+@dataclass(frozen=True)
+class Answer:
+    at: float  # when the request was sent, in seconds after the signal
+    path: str
+    status: int | str  # the status code, or the name of the error
+
+
+async def exit_after(process: subprocess.Popen[bytes], since: float) -> tuple[int, float]:
+    """The exit code of `process`, and when it exited, in seconds after `since`."""
+    code = await asyncio.to_thread(process.wait, EXIT_SECONDS)
+    return code, time.monotonic() - since
+
+
+async def watch(
+    base_url: str, exited: asyncio.Task[tuple[int, float]], since: float
+) -> list[Answer]:
+    """/ready, /health and a read, each on a new connection, again and again until `exited`."""
+    answers: list[Answer] = []
+    no_reuse = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=base_url, timeout=5, limits=no_reuse) as client:
+        while not exited.done():
+            for path in ("/ready", "/health", "/api/v1/events"):
+                at = time.monotonic() - since
+                try:
+                    response = await client.get(path)
+                except httpx.HTTPError as e:
+                    answers.append(Answer(at, path, type(e).__name__))
+                    continue
+                if path == "/ready" and response.status_code == 503:
+                    assert response.json() == {"status": "draining"}
+                answers.append(Answer(at, path, response.status_code))
+            await asyncio.sleep(0.05)
+    return answers
+
+
+def drain_env(workers: int, drain_seconds: int) -> dict[str, str]:
+    return {
+        "WEB_CONCURRENCY": str(workers),
+        "SHUTDOWN_DRAIN_SECONDS": str(drain_seconds),
+        "SHUTDOWN_TIMEOUT_SECONDS": str(SHUTDOWN_TIMEOUT_SECONDS),
+    }
+
+
+@pytest.mark.parametrize(
+    ("workers", "to_group", "exit_code"),
+    [
+        # One process: uvicorn raises the SIGTERM again once done, as it always has.
+        pytest.param(1, False, -signal.SIGTERM, id="one-process"),
+        # The supervisor passes SIGTERM on to its workers (docker stop, Kubernetes).
+        pytest.param(2, False, 0, id="two-workers"),
+        # systemd's default: every process of the group gets SIGTERM, the workers twice.
+        pytest.param(2, True, 0, id="two-workers-group-signalled"),
+    ],
+)
+async def test_serve_drains_after_sigterm_then_stops(
+    workers: int, to_group: bool, exit_code: int
+) -> None:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    process = start(
+        ["serve", "--port", str(port), "--no-migrate", "--no-worker"],
+        drain_env(workers, DRAIN_SECONDS),
+    )
+    try:
+        await wait_for_health(base_url, process)
+        since = time.monotonic()
+        if to_group:
+            os.killpg(process.pid, signal.SIGTERM)
+        else:
+            process.send_signal(signal.SIGTERM)
+        exited = asyncio.create_task(exit_after(process, since))
+        answers = await watch(base_url, exited, since)
+        code, exited_after = await exited
+    finally:
+        stop(process)
+    ready = [answer for answer in answers if answer.path == "/ready"]
+    draining_at = next(answer.at for answer in ready if answer.status == 503)
+    assert draining_at < DRAINING_WITHIN
+    assert {answer.status for answer in ready if answer.at < draining_at} <= {200}
+    # Until shortly before the drain ends, every new connection is accepted and answered.
+    during = [answer for answer in answers if draining_at <= answer.at < DRAIN_SECONDS - 0.5]
+    assert {(answer.path, answer.status) for answer in during} == {
+        ("/ready", 503),
+        ("/health", 200),
+        ("/api/v1/events", 200),
+    }
+    assert max(answer.at for answer in during) > DRAIN_SECONDS - 1
+    assert code == exit_code, output(process)
+    assert DRAIN_SECONDS <= exited_after < DRAIN_SECONDS + SHUTDOWN_TIMEOUT_SECONDS
+
+
+@pytest.mark.parametrize(
+    ("workers", "to_group"),
+    [
+        pytest.param(1, False, id="one-process"),
+        # The supervisor turns it into a SIGTERM for its workers, which do not drain then.
+        pytest.param(2, False, id="two-workers"),
+        # Ctrl-C in a terminal: every process of the foreground group gets it.
+        pytest.param(2, True, id="two-workers-group-signalled"),
+    ],
+)
+async def test_serve_stops_at_once_on_sigint(workers: int, to_group: bool) -> None:
+    """No drain (it would last a minute here): the graceful shutdown at once."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    process = start(
+        ["serve", "--port", str(port), "--no-migrate", "--no-worker"], drain_env(workers, 60)
+    )
+    try:
+        await wait_for_health(base_url, process)
+        since = time.monotonic()
+        if to_group:
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.send_signal(signal.SIGINT)
+        code, exited_after = await exit_after(process, since)
+    finally:
+        stop(process)
+    assert code == 0, output(process)
+    assert exited_after < SHUTDOWN_TIMEOUT_SECONDS
+
+
+@pytest.mark.parametrize(
+    ("workers", "exit_code"),
+    [pytest.param(1, -signal.SIGTERM, id="one-process"), pytest.param(2, 0, id="two-workers")],
+)
+async def test_sigint_during_the_drain_ends_it(workers: int, exit_code: int) -> None:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    process = start(
+        ["serve", "--port", str(port), "--no-migrate", "--no-worker"], drain_env(workers, 60)
+    )
+    try:
+        await wait_for_health(base_url, process)
+        process.send_signal(signal.SIGTERM)
+        async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
+            deadline = time.monotonic() + DRAINING_WITHIN
+            while (await client.get("/ready")).status_code != 503:
+                assert time.monotonic() < deadline, "/ready did not turn 503"
+                await asyncio.sleep(0.05)
+        since = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        code, exited_after = await exit_after(process, since)
+    finally:
+        stop(process)
+    assert code == exit_code, output(process)
+    assert exited_after < SHUTDOWN_TIMEOUT_SECONDS
 
 
 class SlowMailbox(Mailbox):
@@ -168,7 +341,5 @@ async def test_worker_finishes_the_running_job_after_sigterm(
             )
         assert left == 0  # done, not put back for a second delivery
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop(process)
         controller.stop()
