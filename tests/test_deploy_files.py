@@ -356,7 +356,7 @@ def test_compose_api_gets_the_drain_and_the_shutdown_before_sigkill() -> None:
 
 def test_compose_scale_puts_haproxy_in_front_of_the_api_replicas() -> None:
     services = compose("compose.yaml", "compose.scale.yaml")["services"]
-    assert set(services) == {"db", "migrate", "api", "worker", "mailpit", "balancer"}
+    assert set(services) == {"db", "migrate", "api", "worker", "mailpit", "valkey", "balancer"}
     api, balancer = services["api"], services["balancer"]
     # Replicas publish nothing (--scale would make them fight over 8000): the balancer does.
     assert "ports" not in api
