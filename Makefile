@@ -25,7 +25,7 @@ endif
 
 UV_RUN := $(UV) run --frozen
 
-.PHONY: help install run test fuzz lint format migrate worker create-admin bench clean
+.PHONY: help install run test fuzz lint format migrate worker create-admin client bench clean
 
 help: ## List the targets
 	@echo "event-manager: make <target>"
@@ -83,6 +83,18 @@ create-admin: install ## Create an admin: make create-admin EMAIL=... (asks for 
 	fi
 	$(UV_RUN) event-manager create-admin --email "$$CREATE_ADMIN_EMAIL" \
 		$${CREATE_ADMIN_PASSWORD:+--password "$$CREATE_ADMIN_PASSWORD"}
+
+# The Python client, generated from the OpenAPI document by openapi-python-client (settings in
+# clients/openapi-python-client.yaml). uv runs the generator in a tool environment of its own: it
+# pins an older typer than ours, so it cannot be a dev dependency. Any generator warning fails.
+OPENAPI_DOCUMENT ?= clients/openapi.json
+CLIENT_DIR ?= clients/python
+OPENAPI_PYTHON_CLIENT := openapi-python-client==0.29.1
+client: install ## Generate the Python client into clients/python/ (package event_manager_client)
+	$(UV_RUN) event-manager openapi --output '$(OPENAPI_DOCUMENT)'
+	$(UV) tool run --from $(OPENAPI_PYTHON_CLIENT) openapi-python-client generate \
+		--path '$(OPENAPI_DOCUMENT)' --config clients/openapi-python-client.yaml --meta uv \
+		--output-path '$(CLIENT_DIR)' --overwrite --fail-on-warning
 
 # BENCH_SECONDS, BENCH_SCALE, BENCH_WORKERS, ... reach it through the environment (bench/README.md);
 # BASELINE=<rev> (or BENCH_BASELINE) also measures that revision, built under .bench/, paired;

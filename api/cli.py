@@ -1,8 +1,11 @@
 """The `event-manager` command line."""
 
 import asyncio
+import json
 import os
+import sys
 import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -256,6 +259,25 @@ def seed_demo(
         f"[green]Log in as {summary.admin_email} or any demo user with the password "
         f"{summary.password}[/green]"
     )
+
+
+@app.command(epilog="Example: event-manager openapi --output openapi.json")
+def openapi(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="File to write [default: standard output]"),
+    ] = None,
+) -> None:
+    """Write the OpenAPI document the service serves at /openapi.json (for client generators)."""
+    from api.main import create_app
+
+    document = json.dumps(create_app().openapi(), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(document)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(document, encoding="utf-8")
+    console.print(f"[green]Wrote the OpenAPI document to {output}.[/green]")
 
 
 @app.command(epilog="Example: event-manager worker   (beside: event-manager serve --no-worker)")

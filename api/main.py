@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import Depends, FastAPI, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,6 +33,7 @@ from api.logging import configure_logging
 from api.networking import router as networking_router
 from api.notifications import router as notifications_router
 from api.observability import ObservabilityMiddleware
+from api.openapi import check_operation_ids, operation_id
 from api.outbox.openapi import document_domain_events
 from api.registrations import router as registrations_router
 from api.reminders import router as reminders_router
@@ -85,6 +87,12 @@ class BodySizeLimitMiddleware:
         await self.app(scope, receive_within_limit, send)
 
 
+class Health(BaseModel):
+    """The liveness answer."""
+
+    status: str
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     from api.users.bootstrap import ensure_first_admin
@@ -119,6 +127,8 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
         description="Professional networking events: accounts, events with approval, "
         "registrations with capacity and waitlist, notifications and an audit trail.",
         lifespan=lifespan,
+        # Client function names (`list_events`, `auth_login`): renaming a handler renames them.
+        generate_unique_id_function=operation_id,
     )
     app.state.run_worker = settings.RUN_WORKER_IN_PROCESS if run_worker is None else run_worker
     register_error_handlers(app, refusal_before_body=refusal_before_body)
@@ -173,16 +183,16 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     document_idempotency(app)
 
     @app.get("/health", tags=["operations"])
-    async def health() -> dict[str, str]:
+    async def check_health() -> Health:
         """Liveness: answers without touching the database."""
-        return {"status": "ok"}
+        return Health(status="ok")
 
     @app.get(
         "/ready",
         tags=["operations"],
         responses={503: {"description": "Draining before a shutdown, or no database"}},
     )
-    async def ready() -> JSONResponse:
+    async def check_readiness() -> JSONResponse:
         """Readiness: 200 when the database answers within 3 s; 503 when it does not, or while
         the process drains before it stops (SIGTERM)."""
         if lifecycle.draining:
@@ -202,4 +212,5 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
 
     # Outermost (added last): every answer carries the request id, and is logged and counted.
     app.add_middleware(ObservabilityMiddleware, http_metrics=metrics.install(app))
+    check_operation_ids(app)
     return app

@@ -1,6 +1,7 @@
 """The `event-manager` command line, run for real against throwaway databases."""
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from api import embedded
 from api.cli import app
 from api.config import settings
 from api.db import get_database_url
+from api.main import create_app
 from api.worker import WORKER_APPLICATION_NAME
 from tests.support import ROOT, TestDatabaseServer, free_port
 
@@ -93,7 +95,8 @@ def test_version_prints_the_installed_version() -> None:
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["migrate"], ["serve"], ["create-admin"], ["seed-demo"], ["worker"]]
+    "command",
+    [[], ["migrate"], ["serve"], ["create-admin"], ["seed-demo"], ["worker"], ["openapi"]],
 )
 def test_every_help_shows_an_example(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"], terminal_width=200)
@@ -108,7 +111,14 @@ def test_every_command_is_in_the_help_test() -> None:
 
     group = typer.main.get_command(app)
     assert isinstance(group, typer.core.TyperGroup)
-    assert sorted(group.commands) == ["create-admin", "migrate", "seed-demo", "serve", "worker"]
+    assert sorted(group.commands) == [
+        "create-admin",
+        "migrate",
+        "openapi",
+        "seed-demo",
+        "serve",
+        "worker",
+    ]
 
 
 def test_create_admin_refuses_weak_password() -> None:
@@ -120,6 +130,20 @@ def test_create_admin_refuses_weak_password() -> None:
     assert (
         _fetch(get_database_url(), "SELECT 1 FROM \"user\" WHERE email = 'weak@example.com'") == []
     )
+
+
+def test_openapi_writes_the_document_the_service_serves(tmp_path: Path) -> None:
+    served = json.loads(json.dumps(create_app().openapi()))
+    target = tmp_path / "clients" / "openapi.json"
+
+    written = runner.invoke(app, ["openapi", "--output", str(target)])
+    assert written.exit_code == 0, written.output
+    assert "Wrote the OpenAPI document to" in written.output
+    assert json.loads(target.read_text(encoding="utf-8")) == served
+
+    printed = runner.invoke(app, ["openapi"])
+    assert printed.exit_code == 0, printed.output
+    assert json.loads(printed.stdout) == served
 
 
 def test_migrate_builds_a_fresh_database(

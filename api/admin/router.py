@@ -49,7 +49,7 @@ class Stats(SQLModel):
     responses=error_responses(Unauthorized, Forbidden),
     openapi_extra=token_scope(Scope.ADMIN_READ),
 )
-async def get_stats(_: AdminUser, session: SessionDep) -> Stats:
+async def get_admin_stats(_: AdminUser, session: SessionDep) -> Stats:
     """Users by role and state, events and registrations by status, and the last 12 months'
     activity (admins)."""
     return Stats.model_validate(await admin_service.get_stats(session))

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from api import clock
+from api.pagination import Page
 
 
 class AuditAction(StrEnum):
@@ -60,3 +61,7 @@ class AuditLog(AuditLogBase, table=True):
 class AuditLogPublic(AuditLogBase):
     id: uuid.UUID
     at: datetime
+
+
+class AuditLogPage(Page[AuditLogPublic]):
+    """A page of audit entries."""

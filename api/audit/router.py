@@ -6,11 +6,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from api.audit import service as audit_service
-from api.audit.models import AuditAction, AuditLogPublic
+from api.audit.models import AuditAction, AuditLogPage, AuditLogPublic
 from api.db import SessionDep
 from api.errors import Forbidden, Unauthorized, error_responses
 from api.events.models import EventTime
-from api.pagination import Page, PageParamsDep
+from api.pagination import PageParamsDep
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
 from api.users.auth import AdminUser
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/audit-log", tags=["administration"])
 
 @router.get(
     "",
-    response_model=Page[AuditLogPublic],
+    response_model=AuditLogPage,
     responses=error_responses(Unauthorized, Forbidden),
     openapi_extra=token_scope(Scope.ADMIN_READ),
 )
@@ -34,7 +34,7 @@ async def list_audit_log(
     action: AuditAction | None = None,
     since: Annotated[EventTime | None, Query(description="at or after")] = None,
     until: Annotated[EventTime | None, Query(description="before")] = None,
-) -> Page[AuditLogPublic]:
+) -> AuditLogPage:
     """Audit entries, newest first, filtered (admins)."""
     entries, total = await audit_service.list_entries(
         session,
@@ -45,7 +45,7 @@ async def list_audit_log(
         since=since,
         until=until,
     )
-    return Page[AuditLogPublic].build(
+    return AuditLogPage.build(
         [AuditLogPublic.model_validate(e) for e in entries],
         total=total,
         params=params,

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from api import clock
+from api.pagination import Page
 
 TIMESTAMP = sa.DateTime(timezone=True)
 MAX_TAGS = 10
@@ -314,6 +315,10 @@ class EventPublic(EventBase):
     updated_at: datetime
     published_at: datetime | None
     cancelled_at: datetime | None
+
+
+class EventPage(Page[EventPublic]):
+    """A page of events."""
 
 
 class ReviewFeedback(SQLModel):

@@ -22,6 +22,7 @@ from api.events.following import update_following
 from api.events.models import (
     Cancellation,
     EventCreate,
+    EventPage,
     EventPublic,
     EventStatus,
     EventTime,
@@ -30,7 +31,7 @@ from api.events.models import (
     ReviewFeedback,
 )
 from api.http_cache import json_with_etag, tagged_json
-from api.pagination import Page, PageParamsDep
+from api.pagination import PageParamsDep
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
 from api.users.auth import CurrentUser, ManagerUser, OptionalUser
@@ -71,7 +72,7 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
 
 @router.get(
     "",
-    response_model=Page[EventPublic],
+    response_model=EventPage,
     responses={**NOT_MODIFIED, **error_responses(Unauthorized)},
     openapi_extra=token_scope(Scope.EVENTS_READ),
 )
@@ -126,7 +127,7 @@ async def list_events(
         mine=created_by is not None,
         series_id=series_id,
     )
-    page = Page[EventPublic].build(
+    page = EventPage.build(
         [_public(e) for e in events], total=total, params=params, request=request
     )
     return json_with_etag(request, page)

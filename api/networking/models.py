@@ -10,6 +10,7 @@ from sqlmodel import Field, SQLModel
 
 from api import clock
 from api.events.models import TIMESTAMP
+from api.pagination import Page
 from api.users.models import UserPublic
 
 
@@ -91,6 +92,10 @@ class DirectoryEntry(SQLModel):
     joined_at: datetime
 
 
+class DirectoryPage(Page[DirectoryEntry]):
+    """A page of an event's directory."""
+
+
 class DirectoryMembership(SQLModel):
     """PUT /events/{id}/directory/me: the caller's place in the event's directory."""
 
@@ -122,6 +127,10 @@ class ConnectionPublic(SQLModel):
     created_at: datetime
     accepted_at: datetime | None
     user: ConnectionUser
+
+
+class ConnectionPage(Page[ConnectionPublic]):
+    """A page of the caller's connections."""
 
 
 class ExportedDirectoryMembership(SQLModel):

@@ -23,12 +23,13 @@ from api.networking import vcard
 from api.networking.dependencies import AttendedEventDep, DirectoryEventDep, KeySharedEventDep
 from api.networking.models import (
     ConnectionCreate,
+    ConnectionPage,
     ConnectionPublic,
     ConnectionStatus,
-    DirectoryEntry,
     DirectoryMembership,
+    DirectoryPage,
 )
-from api.pagination import Page, PageParamsDep
+from api.pagination import PageParamsDep
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
 from api.users.auth import CurrentUser
@@ -84,7 +85,7 @@ async def leave_event_directory(
 
 @router.get(
     "/{event_id}/directory",
-    response_model=Page[DirectoryEntry],
+    response_model=DirectoryPage,
     responses=error_responses(*DIRECTORY_ERRORS),
     openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
 )
@@ -98,13 +99,13 @@ async def list_event_directory(
         str | None,
         Query(max_length=200, description="first and last name, nickname or bio contains"),
     ] = None,
-) -> Page[DirectoryEntry]:
+) -> DirectoryPage:
     """The event's directory by nickname (its members, its creator, managers and admins; also
     after the event): public profiles, never an email."""
     items, total = await directory_service.list_directory(
         session, event=event, params=params, is_professional=is_professional, q=q
     )
-    return Page[DirectoryEntry].build(items, total=total, params=params, request=request)
+    return DirectoryPage.build(items, total=total, params=params, request=request)
 
 
 # --- connections ------------------------------------------------------------------------------
@@ -186,7 +187,7 @@ async def delete_connection(
 
 @me_router.get(
     "/connections",
-    response_model=Page[ConnectionPublic],
+    response_model=ConnectionPage,
     responses=error_responses(Unauthorized),
     openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
 )
@@ -198,13 +199,13 @@ async def list_my_connections(
     connection_status: Annotated[
         ConnectionStatus, Query(alias="status", description="ACCEPTED (default) or PENDING")
     ] = ConnectionStatus.ACCEPTED,
-) -> Page[ConnectionPublic]:
+) -> ConnectionPage:
     """The caller's connections, newest first, both directions: ACCEPTED ones with the other's
     email, or the PENDING requests made and received."""
     items, total = await connection_service.list_connections(
         session, user=user, status=connection_status, params=params
     )
-    return Page[ConnectionPublic].build(items, total=total, params=params, request=request)
+    return ConnectionPage.build(items, total=total, params=params, request=request)
 
 
 @me_router.get(

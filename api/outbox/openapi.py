@@ -141,7 +141,7 @@ def document_domain_events(app: FastAPI) -> None:
             methods=["POST"],
             summary=event_type.value,
             description=f"{description}\n\n{DELIVERY}",
-            operation_id=f"webhook-{event_type.value}",
+            operation_id=f"webhook_{event_type.value.replace('.', '_')}",
             tags=["webhooks"],
             openapi_extra={"parameters": HEADERS},
         )

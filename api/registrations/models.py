@@ -10,6 +10,7 @@ from sqlmodel import Field, SQLModel
 
 from api import clock
 from api.events.models import TIMESTAMP, EventPublic
+from api.pagination import Page
 from api.registrations.checkin import LENGTH as CHECKIN_CODE_LENGTH
 from api.users.models import UserPublic
 
@@ -119,6 +120,10 @@ class Attendee(RegistrationPublic):
     user: UserPublic
 
 
+class AttendeePage(Page[Attendee]):
+    """A page of an event's attendees."""
+
+
 class RegistrationOwnerView(RegistrationPublic):
     """A registration as its registrant sees it (POST /events/{id}/registrations): with the
     check-in code, which no one else is shown."""
@@ -150,6 +155,10 @@ class OwnRegistration(RegistrationOwnerView):
             registration,
             update={"waitlist_position": position, "event": EventPublic.model_validate(event)},
         )
+
+
+class OwnRegistrationPage(Page[OwnRegistration]):
+    """A page of the caller's registrations."""
 
 
 class CheckInByCode(SQLModel):

@@ -16,16 +16,18 @@ from api.db import SessionDep
 from api.errors import Forbidden, Unauthorized, error_responses
 from api.events import queries as event_queries
 from api.events.dependencies import OWNER_ERRORS
-from api.pagination import Page, PageParamsDep
+from api.pagination import PageParamsDep
 from api.registrations import checkin, offers, waitlist
 from api.registrations import queries as registration_queries
 from api.registrations import service as registration_service
 from api.registrations.dependencies import RegistrantEventDep, SettledStaffedEventDep
 from api.registrations.models import (
     Attendee,
+    AttendeePage,
     CheckInByCode,
     OwnEventRegistration,
     OwnRegistration,
+    OwnRegistrationPage,
     RegistrationOwnerView,
     RegistrationPublic,
     RegistrationStatus,
@@ -34,7 +36,8 @@ from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
 from api.users.auth import CurrentUser, VerifiedUser
 
-# The same tags as before the move: operation ids (`<tag>-<handler>`) stay as they were.
+# The same tags as before the move: generated clients group operations by tag, so these stay
+# in their `events` module.
 router = APIRouter(prefix="/events", tags=["events"])
 me_router = APIRouter(prefix="/users/me", tags=["registrations"])
 
@@ -186,7 +189,7 @@ def _attendees_csv(rows: Any) -> str:
 
 @router.get(
     "/{event_id}/registrations",
-    response_model=Page[Attendee],
+    response_model=AttendeePage,
     responses={
         200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
         **error_responses(*OWNER_ERRORS),
@@ -204,7 +207,7 @@ async def list_event_registrations(
             alias="status", description="default: the live ones (CONFIRMED, OFFERED, WAITLISTED)"
         ),
     ] = None,
-) -> Page[Attendee] | Response:
+) -> AttendeePage | Response:
     """The attendee list (creator, managers, admins): confirmed first, then open offers, then the
     waitlist in order. With `Accept: text/csv`, every matching registration as CSV (no paging)."""
     if "text/csv" in request.headers.get("accept", ""):
@@ -221,7 +224,7 @@ async def list_event_registrations(
     rows, total = await registration_queries.list_attendees(
         session, event=event, params=params, status=registration_status
     )
-    return Page[Attendee].build(
+    return AttendeePage.build(
         [waitlist.attendee(*row) for row in rows],
         total=total,
         params=params,
@@ -274,19 +277,19 @@ async def check_in_by_code(
 
 @me_router.get(
     "/registrations",
-    response_model=Page[OwnRegistration],
+    response_model=OwnRegistrationPage,
     responses=error_responses(Unauthorized),
     openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
 )
 async def list_my_registrations(
     user: CurrentUser, session: SessionDep, params: PageParamsDep, request: Request
-) -> Page[OwnRegistration]:
+) -> OwnRegistrationPage:
     """The caller's registrations, newest first, each with its event and place in line."""
     rows, total = await registration_queries.list_user_registrations(
         session, user=user, params=params
     )
     items = [OwnRegistration.of(*row) for row in rows]
-    return Page[OwnRegistration].build(items, total=total, params=params, request=request)
+    return OwnRegistrationPage.build(items, total=total, params=params, request=request)
 
 
 @me_router.get(

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from api import clock
+from api.pagination import Page
 
 TIMESTAMP = sa.DateTime(timezone=True)
 TOKEN_PREFIX = "em_pat_"
@@ -113,6 +114,10 @@ class ApiTokenPublic(ApiTokenBase):
     token_prefix: str
     created_at: datetime
     last_used_at: datetime | None
+
+
+class ApiTokenPage(Page[ApiTokenPublic]):
+    """A page of the caller's API tokens."""
 
 
 class ApiTokenCreated(ApiTokenPublic):

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request, Response, status
 
 from api.db import SessionDep
 from api.errors import Unauthorized, error_responses
-from api.pagination import Page, PageParamsDep
+from api.pagination import PageParamsDep
 from api.tokens import service as token_service
-from api.tokens.models import ApiTokenCreate, ApiTokenCreated, ApiTokenPublic
+from api.tokens.models import ApiTokenCreate, ApiTokenCreated, ApiTokenPage, ApiTokenPublic
 from api.users.auth import CurrentUser
 
 router = APIRouter(prefix="/users/me/api-tokens", tags=["api-tokens"])
@@ -30,15 +30,15 @@ async def create_api_token(
 
 @router.get(
     "",
-    response_model=Page[ApiTokenPublic],
+    response_model=ApiTokenPage,
     responses=error_responses(Unauthorized),
 )
 async def list_api_tokens(
     user: CurrentUser, session: SessionDep, params: PageParamsDep, request: Request
-) -> Page[ApiTokenPublic]:
+) -> ApiTokenPage:
     """The caller's API tokens, newest first, without the tokens; expired ones stay listed."""
     tokens, total = await token_service.list_tokens(session, user_id=user.id, params=params)
-    return Page[ApiTokenPublic].build(
+    return ApiTokenPage.build(
         [ApiTokenPublic.model_validate(token) for token in tokens],
         total=total,
         params=params,

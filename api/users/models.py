@@ -16,6 +16,7 @@ from sqlmodel import Field, SQLModel
 
 from api import clock
 from api.db import shown_columns
+from api.pagination import Page
 
 TIMESTAMP = sa.DateTime(timezone=True)
 NICKNAME_PATTERN = r"^[A-Za-z0-9_-]{3,30}$"
@@ -166,6 +167,10 @@ class UserRead(UserBase, schemas.BaseUser[uuid.UUID]):  # type: ignore[misc]
     last_login_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+class UserPage(Page[UserRead]):
+    """A page of user accounts."""
 
 
 # Core reads of users as UserRead shows them (is_locked is computed from locked_until): the

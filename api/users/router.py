@@ -8,7 +8,7 @@ from fastapi_users.router.common import ErrorCode
 
 from api.db import SessionDep
 from api.errors import AppError, Forbidden, error_responses
-from api.pagination import Page, PageParamsDep
+from api.pagination import PageParamsDep
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
 from api.users import service as user_service
@@ -19,6 +19,7 @@ from api.users.models import (
     ProfessionalStatusChange,
     RoleChange,
     UserAdminCreate,
+    UserPage,
     UserPublic,
     UserRead,
     UserRole,
@@ -46,7 +47,7 @@ REGISTER_ERRORS = (
     responses=error_responses(UNAUTHORIZED),
     openapi_extra=token_scope(Scope.USERS_READ),
 )
-async def get_me(account: CurrentAccount) -> UserRead:
+async def get_my_account(account: CurrentAccount) -> UserRead:
     """The caller's own account."""
     return account
 
@@ -58,7 +59,7 @@ async def get_me(account: CurrentAccount) -> UserRead:
         UNAUTHORIZED, EMAIL_TAKEN, CurrentPasswordInvalid, user_service.NicknameTaken
     ),
 )
-async def update_me(
+async def update_my_account(
     user_in: UserUpdate, user: CurrentUser, user_manager: UserManagerDep, request: Request
 ) -> UserRead:
     """Edit own profile; a new password needs `current_password`; a new email is re-verified."""
@@ -76,7 +77,9 @@ async def update_me(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(UNAUTHORIZED, user_service.LastAdmin),
 )
-async def delete_me(user: CurrentUser, user_manager: UserManagerDep, request: Request) -> Response:
+async def delete_my_account(
+    user: CurrentUser, user_manager: UserManagerDep, request: Request
+) -> Response:
     """Delete the caller's account and personal data; every token stops working."""
     await user_manager.delete(user, request=request)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -84,7 +87,7 @@ async def delete_me(user: CurrentUser, user_manager: UserManagerDep, request: Re
 
 @router.get(
     "",
-    response_model=Page[UserRead],
+    response_model=UserPage,
     responses=error_responses(UNAUTHORIZED, FORBIDDEN),
     openapi_extra=token_scope(Scope.USERS_READ),
 )
@@ -101,7 +104,7 @@ async def list_users(
     is_locked: bool | None = None,
     is_verified: bool | None = None,
     sort: UserSort = UserSort.CREATED_AT,
-) -> Page[UserRead]:
+) -> UserPage:
     """Users, filtered and sorted (managers and admins)."""
     users, total = await user_service.list_users(
         session,
@@ -113,7 +116,7 @@ async def list_users(
         is_verified=is_verified,
         sort=sort,
     )
-    return Page[UserRead].build(
+    return UserPage.build(
         [user_read(row) for row in users], total=total, params=params, request=request
     )
 

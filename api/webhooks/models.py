@@ -20,6 +20,7 @@ from sqlmodel import Field, SQLModel
 
 from api import clock
 from api.outbox.models import DomainEventType
+from api.pagination import Page
 
 TIMESTAMP = sa.DateTime(timezone=True)
 SECRET_PREFIX = "whsec_"
@@ -142,6 +143,10 @@ class WebhookPublic(WebhookBase):
     updated_at: datetime
 
 
+class WebhookPage(Page[WebhookPublic]):
+    """A page of webhooks."""
+
+
 class WebhookWithSecret(WebhookPublic):
     """The answers that show the (new) secret: keep it, it is not shown again."""
 
@@ -191,3 +196,7 @@ class WebhookDelivery(WebhookDeliveryBase, table=True):
 class WebhookDeliveryPublic(WebhookDeliveryBase):
     id: uuid.UUID
     attempts: list[DeliveryAttempt]
+
+
+class WebhookDeliveryPage(Page[WebhookDeliveryPublic]):
+    """A page of a webhook's deliveries."""

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from api.db import SessionDep
 from api.errors import Forbidden, Unauthorized, error_responses, validation_or
 from api.outbox.models import DomainEventType
-from api.pagination import Page, PageParamsDep
+from api.pagination import PageParamsDep
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
 from api.users.auth import ManagerUser
@@ -18,7 +18,9 @@ from api.webhooks.models import (
     DeliveryStatus,
     Webhook,
     WebhookCreate,
+    WebhookDeliveryPage,
     WebhookDeliveryPublic,
+    WebhookPage,
     WebhookPublic,
     WebhookUpdate,
     WebhookWithSecret,
@@ -61,7 +63,7 @@ async def create_webhook(
 
 @router.get(
     "",
-    response_model=Page[WebhookPublic],
+    response_model=WebhookPage,
     responses=error_responses(Unauthorized, Forbidden),
     openapi_extra=READ,
 )
@@ -72,12 +74,12 @@ async def list_webhooks(
     request: Request,
     is_active: bool | None = None,
     owner_id: uuid.UUID | None = None,
-) -> Page[WebhookPublic]:
+) -> WebhookPage:
     """Webhooks, newest first: a manager's own, an admin's view of all."""
     webhooks, total = await webhook_service.list_webhooks(
         session, viewer=viewer, params=params, is_active=is_active, owner_id=owner_id
     )
-    return Page[WebhookPublic].build(
+    return WebhookPage.build(
         [_public(webhook) for webhook in webhooks], total=total, params=params, request=request
     )
 
@@ -140,7 +142,7 @@ async def rotate_webhook_secret(
     responses=error_responses(*ACCESS),
     openapi_extra=WRITE,
 )
-async def test_webhook(webhook: WebhookDep, session: SessionDep) -> WebhookDeliveryPublic:
+async def send_webhook_test(webhook: WebhookDep, session: SessionDep) -> WebhookDeliveryPublic:
     """Send a `webhook.test` event to this webhook once, whether it is active or not."""
     delivery = await webhook_service.send_test(session, webhook=webhook)
     return WebhookDeliveryPublic.model_validate(delivery)
@@ -148,23 +150,23 @@ async def test_webhook(webhook: WebhookDep, session: SessionDep) -> WebhookDeliv
 
 @router.get(
     "/{webhook_id}/deliveries",
-    response_model=Page[WebhookDeliveryPublic],
+    response_model=WebhookDeliveryPage,
     responses=error_responses(*ACCESS),
     openapi_extra=READ,
 )
-async def list_deliveries(
+async def list_webhook_deliveries(
     webhook: WebhookDep,
     session: SessionDep,
     params: PageParamsDep,
     request: Request,
     status: Annotated[DeliveryStatus | None, Query()] = None,
     event_type: Annotated[DomainEventType | None, Query()] = None,
-) -> Page[WebhookDeliveryPublic]:
+) -> WebhookDeliveryPage:
     """The webhook's deliveries, newest first."""
     deliveries, total = await webhook_service.list_deliveries(
         session, webhook=webhook, params=params, status=status, event_type=event_type
     )
-    return Page[WebhookDeliveryPublic].build(
+    return WebhookDeliveryPage.build(
         [WebhookDeliveryPublic.model_validate(d) for d in deliveries],
         total=total,
         params=params,
@@ -178,7 +180,7 @@ async def list_deliveries(
     responses=error_responses(*ACCESS, webhook_service.DeliveryNotFound),
     openapi_extra=READ,
 )
-async def get_delivery(delivery: DeliveryDep) -> WebhookDeliveryPublic:
+async def get_webhook_delivery(delivery: DeliveryDep) -> WebhookDeliveryPublic:
     return WebhookDeliveryPublic.model_validate(delivery)
 
 
@@ -191,7 +193,9 @@ async def get_delivery(delivery: DeliveryDep) -> WebhookDeliveryPublic:
     ),
     openapi_extra=WRITE,
 )
-async def replay_delivery(delivery: DeliveryDep, session: SessionDep) -> WebhookDeliveryPublic:
+async def replay_webhook_delivery(
+    delivery: DeliveryDep, session: SessionDep
+) -> WebhookDeliveryPublic:
     """Send a finished delivery again, once, with its webhook-id."""
     replayed = await webhook_service.replay(session, found=delivery)
     return WebhookDeliveryPublic.model_validate(replayed)
