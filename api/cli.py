@@ -237,7 +237,10 @@ def seed_demo(
 
     from api.demo import seed_database, summary_table
 
-    with Progress(console=console, transient=True) as progress:
+    # Redrawn when the seed reports, with no refresh thread; shown only on a terminal.
+    with Progress(
+        console=console, transient=True, auto_refresh=False, disable=not console.is_terminal
+    ) as progress:
         task = progress.add_task("Seeding the demo data", total=events or None)
         # seed_database runs on an engine of its own, which it disposes of.
         seeding = seed_database(
@@ -246,7 +249,7 @@ def seed_demo(
             events=events,
             registrations=registrations,
             seed=seed,
-            on_progress=lambda done: progress.update(task, completed=done),
+            on_progress=lambda done: progress.update(task, completed=done, refresh=True),
         )
         try:
             summary = asyncio.run(seeding)

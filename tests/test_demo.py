@@ -1,6 +1,9 @@
 """`event-manager seed-demo` and api/demo.seed: fake data that keeps every rule of the service."""
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from datetime import timedelta
@@ -23,7 +26,7 @@ from api.registrations.models import Registration, RegistrationStatus
 from api.users.models import User, UserRole
 from api.users.passwords import password_problem
 from tests.factories import create_user, queued_mail
-from tests.support import TestDatabaseServer
+from tests.support import ROOT, TestDatabaseServer
 
 LOGIN = "/api/v1/auth/login"
 runner = CliRunner()
@@ -422,3 +425,23 @@ class TestSeedDemoCommand:
         result = runner.invoke(app, ["seed-demo", "--users", "-1"])
 
         assert result.exit_code == 2
+
+    def test_the_installed_command_seeds_in_a_process_of_its_own(self, fresh_database):
+        """The command as a user runs it: a new process that imported only what the command
+        imports, so every table a seeded row refers to must be known to it."""
+        assert runner.invoke(app, ["migrate"]).exit_code == 0
+        env = {**os.environ, "DATABASE_URL": fresh_database}
+        args = ["seed-demo", "--users", "3", "--managers", "1", "--events", "4", "--seed", "5"]
+
+        done = subprocess.run(
+            [sys.executable, "-m", "api.cli", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"password {DEMO_PASSWORD}" in " ".join(done.stdout.split())
+        assert _fetch(fresh_database, "SELECT count(*) FROM event") == [(4,)]

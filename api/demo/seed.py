@@ -21,6 +21,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
+import api.models  # noqa: F401 - every table: the foreign keys of those seeded resolve (event.series_id)
 from api import clock
 from api.db import create_engine
 from api.demo.lines import registration_line
