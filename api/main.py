@@ -12,7 +12,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import embedded, metrics, ratelimit
+from api import docs, embedded, metrics, ratelimit
 from api.admin import router as admin_router
 from api.audit import router as audit_router
 from api.config import settings
@@ -119,6 +119,9 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
         description="Professional networking events: accounts, events with approval, "
         "registrations with capacity and waitlist, notifications and an audit trail.",
         lifespan=lifespan,
+        # Served by api.docs from the service's own copy of Swagger UI and ReDoc, not a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.run_worker = settings.RUN_WORKER_IN_PROCESS if run_worker is None else run_worker
     register_error_handlers(app, refusal_before_body=refusal_before_body)
@@ -168,6 +171,7 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
         app.include_router(testing_router.router, prefix=API_PREFIX)
     app.include_router(pages.router)
     app.include_router(reminders_router.router)
+    docs.install(app)
     document_domain_events(app)
     document_common_errors(app, throttled=ratelimit.THROTTLED_PATHS)
     document_idempotency(app)
