@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import Depends, FastAPI, status
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -26,7 +27,12 @@ from api.errors import (
 from api.events import router as events_router
 from api.exports import router as exports_router
 from api.feeds import router as feeds_router
-from api.idempotency.middleware import IdempotencyMiddleware, document_idempotency
+from api.idempotency.middleware import (
+    KEY_HEADER_NAME,
+    REPLAYED_HEADER_NAME,
+    IdempotencyMiddleware,
+    document_idempotency,
+)
 from api.insights import router as insights_router
 from api.logging import configure_logging
 from api.networking import router as networking_router
@@ -49,6 +55,24 @@ log = structlog.get_logger(__name__)
 
 API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 1024 * 1024
+
+# CORS (CORS_ORIGINS): what a page of an allowed origin may send, and which of the answer's
+# headers its scripts may read beyond the CORS-safelisted ones.
+CORS_METHODS = ["DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"]
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    KEY_HEADER_NAME,
+    "If-Match",
+    "If-None-Match",
+    "X-Request-ID",
+]
+CORS_EXPOSED_HEADERS = [
+    "ETag",
+    "X-Request-ID",
+    "Retry-After",
+    REPLAYED_HEADER_NAME,
+]
 
 
 class BodySizeLimitMiddleware:
@@ -199,6 +223,17 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
             )
         return JSONResponse({"status": "ok"})
 
+    if settings.cors_origins:
+        # Outside the idempotency replays (a stored answer never carries the grant of the origin
+        # that first asked) and the error middlewares (a page reads its 413 or 503 too); inside
+        # observability, so that preflights are logged and carry a request id too.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+        )
     # Outermost (added last): every answer carries the request id, and is logged and counted.
     app.add_middleware(ObservabilityMiddleware, http_metrics=metrics.install(app))
     return app
