@@ -209,17 +209,20 @@ def run_server(
     workers: int = 2,
     target: str = "api.main:create_app",
     own_database: TestDatabaseServer | None = None,
+    port: int | None = None,
 ) -> Iterator[ServerProcess]:
     """Serve `target` (an app factory when it names create_app) with uvicorn in a subprocess.
 
     With `own_database`, the server gets a freshly migrated throwaway database on that
-    PostgreSQL server (dropped afterwards) instead of the suite's test database.
+    PostgreSQL server (dropped afterwards) instead of the suite's test database. `port`: the
+    port to listen on, for a test that must name the server's address before it starts (its
+    PUBLIC_BASE_URL); a free one otherwise.
     """
     database = own_database.create_migrated_database() if own_database else None
     if own_database and database:
         env = {**env, "DATABASE_URL": own_database.url_for(database)}
     try:
-        with _serve(env, workers=workers, target=target) as server:
+        with _serve(env, workers=workers, target=target, port=port) as server:
             yield server
     finally:
         if own_database and database:
@@ -227,8 +230,10 @@ def run_server(
 
 
 @contextmanager
-def _serve(env: dict[str, str], *, workers: int, target: str) -> Iterator[ServerProcess]:
-    port = free_port()
+def _serve(
+    env: dict[str, str], *, workers: int, target: str, port: int | None
+) -> Iterator[ServerProcess]:
+    port = port or free_port()
     factory = ["--factory"] if target.endswith("create_app") else []
     log_file = tempfile.NamedTemporaryFile(prefix="server-", suffix=".log", delete=False)
     process = subprocess.Popen(
