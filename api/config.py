@@ -2,6 +2,7 @@
 
 import hashlib
 import ipaddress
+import re
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,6 +15,10 @@ DEFAULT_SECRET = "changethis"
 MIN_SECRET_LENGTH = 32
 # A reminder goes at most a week ahead (API-attendees.md, Reminders).
 MIN_REMINDER_HOURS, MAX_REMINDER_HOURS = 1, 168
+# A browser origin: scheme, host (a name, an IPv4 or a bracketed IPv6 address), optional port.
+ORIGIN = re.compile(
+    r"https?://(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
+)
 
 
 class Environment(StrEnum):
@@ -60,6 +65,9 @@ class Settings(BaseSettings):
 
     SECRET_KEY: str = DEFAULT_SECRET
     PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
+    # Origins (scheme://host[:port]) whose browser pages may call the API, comma-separated,
+    # e.g. "https://app.example.com,http://localhost:5173"; "*" for any. Empty: none (no CORS).
+    CORS_ORIGINS: str = ""
     ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=60, ge=1)
     VERIFICATION_TOKEN_EXPIRE_MINUTES: int = Field(default=24 * 60, ge=1)
     RESET_TOKEN_EXPIRE_MINUTES: int = Field(default=60, ge=1)
@@ -136,6 +144,20 @@ class Settings(BaseSettings):
             raise ValueError("WEBHOOK_RETRY_SCHEDULE is a comma-separated list of seconds")
         return ",".join(delays)
 
+    @field_validator("CORS_ORIGINS")
+    @classmethod
+    def _cors_origins(cls, value: str) -> str:
+        origins = [part.strip() for part in value.split(",") if part.strip()]
+        # A browser sends its Origin as scheme://host[:port], lower case, with no path: an entry
+        # with a path or a trailing slash would never match, so it stops the service instead.
+        wrong = [origin for origin in origins if origin != "*" and not ORIGIN.fullmatch(origin)]
+        if wrong:
+            raise ValueError(
+                "CORS_ORIGINS is a comma-separated list of origins such as "
+                f"https://app.example.com or http://localhost:5173 (or *); got {wrong}"
+            )
+        return ",".join(origin.lower() for origin in origins)
+
     @field_validator("REMINDER_HOURS")
     @classmethod
     def _reminder_hours(cls, value: str) -> str:
@@ -183,6 +205,11 @@ class Settings(BaseSettings):
     def reminder_hours(self) -> tuple[int, ...]:
         """The reminder offsets in hours, smallest first, each once."""
         return tuple(int(part) for part in self.REMINDER_HOURS.split(","))
+
+    @property
+    def cors_origins(self) -> list[str]:
+        """The origins allowed to call the API from a browser (empty: none)."""
+        return [origin for origin in self.CORS_ORIGINS.split(",") if origin]
 
     @property
     def webhook_retry_delays(self) -> list[float]:

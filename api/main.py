@@ -7,13 +7,14 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import Depends, FastAPI, status
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import embedded, lifecycle, metrics, ratelimit
+from api import docs, embedded, lifecycle, metrics, ratelimit
 from api.admin import router as admin_router
 from api.audit import router as audit_router
 from api.config import settings
@@ -27,7 +28,12 @@ from api.errors import (
 from api.events import router as events_router
 from api.exports import router as exports_router
 from api.feeds import router as feeds_router
-from api.idempotency.middleware import IdempotencyMiddleware, document_idempotency
+from api.idempotency.middleware import (
+    KEY_HEADER_NAME,
+    REPLAYED_HEADER_NAME,
+    IdempotencyMiddleware,
+    document_idempotency,
+)
 from api.insights import router as insights_router
 from api.logging import configure_logging
 from api.networking import router as networking_router
@@ -51,6 +57,24 @@ log = structlog.get_logger(__name__)
 
 API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 1024 * 1024
+
+# CORS (CORS_ORIGINS): what a page of an allowed origin may send, and which of the answer's
+# headers its scripts may read beyond the CORS-safelisted ones.
+CORS_METHODS = ["DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"]
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    KEY_HEADER_NAME,
+    "If-Match",
+    "If-None-Match",
+    "X-Request-ID",
+]
+CORS_EXPOSED_HEADERS = [
+    "ETag",
+    "X-Request-ID",
+    "Retry-After",
+    REPLAYED_HEADER_NAME,
+]
 
 
 class BodySizeLimitMiddleware:
@@ -129,6 +153,9 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
         lifespan=lifespan,
         # Client function names (`list_events`, `auth_login`): renaming a handler renames them.
         generate_unique_id_function=operation_id,
+        # Served by api.docs from the service's own copy of Swagger UI and ReDoc, not a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.run_worker = settings.RUN_WORKER_IN_PROCESS if run_worker is None else run_worker
     register_error_handlers(app, refusal_before_body=refusal_before_body)
@@ -178,6 +205,7 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
         app.include_router(testing_router.router, prefix=API_PREFIX)
     app.include_router(pages.router)
     app.include_router(reminders_router.router)
+    docs.install(app)
     document_domain_events(app)
     document_common_errors(app, throttled=ratelimit.THROTTLED_PATHS)
     document_idempotency(app)
@@ -210,6 +238,17 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
             )
         return JSONResponse({"status": "ok"})
 
+    if settings.cors_origins:
+        # Outside the idempotency replays (a stored answer never carries the grant of the origin
+        # that first asked) and the error middlewares (a page reads its 413 or 503 too); inside
+        # observability, so that preflights are logged and carry a request id too.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+        )
     # Outermost (added last): every answer carries the request id, and is logged and counted.
     app.add_middleware(ObservabilityMiddleware, http_metrics=metrics.install(app))
     check_operation_ids(app)

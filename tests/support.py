@@ -209,11 +209,14 @@ def run_server(
     workers: int = 2,
     target: str = "api.main:create_app",
     own_database: TestDatabaseServer | None = None,
+    port: int | None = None,
 ) -> Iterator[ServerProcess]:
     """Serve `target` (an app factory when it names create_app) with uvicorn in a subprocess.
 
     With `own_database`, the server gets a freshly migrated throwaway database on that
-    PostgreSQL server (dropped afterwards) instead of the suite's test database.
+    PostgreSQL server (dropped afterwards) instead of the suite's test database. `port`: the
+    port to listen on, for a test that must name the server's address before it starts (its
+    PUBLIC_BASE_URL); a free one otherwise.
     """
     database = own_database.create_migrated_database() if own_database else None
     if own_database and database:
@@ -222,7 +225,7 @@ def run_server(
     uvicorn = [sys.executable, "-m", "uvicorn", target, *factory, "--host", "127.0.0.1"]
     options = ["--workers", str(workers), "--log-level", "warning"]
     try:
-        with _serve(env, lambda port: [*uvicorn, "--port", str(port), *options]) as server:
+        with _serve(env, lambda port: [*uvicorn, "--port", str(port), *options], port) as server:
             yield server
     finally:
         if own_database and database:
@@ -243,8 +246,10 @@ SERVER_START_SECONDS = 120
 
 
 @contextmanager
-def _serve(env: dict[str, str], command: Callable[[int], list[str]]) -> Iterator[ServerProcess]:
-    port = free_port()
+def _serve(
+    env: dict[str, str], command: Callable[[int], list[str]], port: int | None = None
+) -> Iterator[ServerProcess]:
+    port = port or free_port()
     log_file = tempfile.NamedTemporaryFile(prefix="server-", suffix=".log", delete=False)
     process = subprocess.Popen(
         command(port),

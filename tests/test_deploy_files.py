@@ -565,6 +565,15 @@ def test_ci_run_runs_make_test_then_make_lint() -> None:
     assert lines.index("make test") < lines.index("make lint")
 
 
+def test_ci_run_installs_chromium_before_make_test() -> None:
+    """The browser tests need Debian's Chromium (tests/browser); CI installs it as it does make."""
+    lines = [line.strip() for line in read(".ci/run").splitlines()]
+    install = "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium"
+    assert lines.count(install) == 1
+    assert lines.index("if ! command -v chromium >/dev/null 2>&1; then") < lines.index(install)
+    assert lines.index(install) < lines.index("make test")
+
+
 # --- README.md -------------------------------------------------------------------------------
 
 

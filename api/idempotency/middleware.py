@@ -30,8 +30,11 @@ from api.users.auth import user_id_for_token
 
 log = structlog.get_logger(__name__)
 
-HEADER = b"idempotency-key"
-REPLAYED_HEADER = (b"idempotent-replayed", b"true")
+# The request's header, and the one a replayed answer carries (exposed to browsers by CORS).
+KEY_HEADER_NAME = "Idempotency-Key"
+REPLAYED_HEADER_NAME = "Idempotent-Replayed"
+HEADER = KEY_HEADER_NAME.lower().encode()
+REPLAYED_HEADER = (REPLAYED_HEADER_NAME.lower().encode(), b"true")
 API_PREFIX = "/api/v1/"
 # POST routes that show a secret (or hand out tokens) ignore the header: a replay would show
 # the secret again to whoever holds the key, and the replay cache would keep a copy of it. The

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api.events.models import Event
+from api.events.notices import event_summary
 from api.networking.models import Connection
 from api.notifications.models import Notification, NotificationKind
 from api.users.models import User
@@ -302,9 +303,10 @@ class TestRequest:
             (other.email, "Connection request: Networking night")
         ]
         base = "http://testserver/api/v1"
+        when = event_summary(event)["when"]
         assert mails[0].text == (
             f'Hello Grace,\n\nAda Lovelace (@{caller.nickname}) met you at "Networking night" '
-            "and would like to connect. Once you accept, you see each other's emails.\n\n"
+            f"({when}) and would like to connect. Once you accept, you see each other's emails.\n\n"
             f"Accept: POST {base}/connections/{response.json()['id']}/accept\n"
             f"Decline: POST {base}/connections/{response.json()['id']}/decline\n\n"
             f"Requests waiting for you: {base}/users/me/connections?status=PENDING\n"
@@ -382,7 +384,7 @@ class TestAccept:
         assert mail.text == (
             "Hello Ada,\n\n"
             f'Grace (@{addressee.nickname}) accepted your connection request from "Networking '
-            "night\": you now see each other's emails.\n\n"
+            f"night\" ({event_summary(event)['when']}): you now see each other's emails.\n\n"
             "Your contacts: http://testserver/api/v1/users/me/connections\n"
             "As vCards: http://testserver/api/v1/users/me/connections.vcf\n"
         )

@@ -164,7 +164,9 @@ class TestResetPasswordSubmit:
             data={"token": token, "password": password.format(email=user.email)},
         )
         page = assert_page(response, 400, "Choose a new password")
-        assert f'<p class="error">{reason}</p>' in page
+        assert f'<p class="error" id="password-error">{reason}</p>' in page
+        # The reason is the field's description, for a screen reader too.
+        assert 'aria-invalid="true" aria-describedby="password-error">' in page
         assert hidden_token(token) in page
         assert await login_status(client, user.email, DEFAULT_PASSWORD) == 200
 
