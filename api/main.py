@@ -4,10 +4,12 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import structlog
 from fastapi import Depends, FastAPI, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,8 +21,8 @@ from api.config import settings
 from api.db import dispose_engine, get_engine
 from api.errors import (
     RETRY_AFTER_SECONDS,
+    RequestTooLarge,
     UnhandledErrorMiddleware,
-    document_common_errors,
     register_error_handlers,
 )
 from api.events import router as events_router
@@ -32,6 +34,7 @@ from api.logging import configure_logging
 from api.networking import router as networking_router
 from api.notifications import router as notifications_router
 from api.observability import ObservabilityMiddleware
+from api.openapi import JSON, RETRY_AFTER, document_api
 from api.outbox.openapi import document_domain_events
 from api.registrations import router as registrations_router
 from api.reminders import router as reminders_router
@@ -43,12 +46,21 @@ from api.users import pages
 from api.users import router as users_router
 from api.users.auth import auth_backend, fastapi_users, refusal_before_body
 from api.users.models import UserCreate, UserRead
+from api.users.openapi import document_auth_bodies, documented
 from api.webhooks import router as webhooks_router
 
 log = structlog.get_logger(__name__)
 
 API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 1024 * 1024
+
+
+class ServiceStatus(BaseModel):
+    """What the probes answer: ok, or unavailable (/ready, when the database does not answer)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
+    status: Literal["ok", "unavailable"]
 
 
 class BodySizeLimitMiddleware:
@@ -65,7 +77,7 @@ class BodySizeLimitMiddleware:
         length = dict(scope["headers"]).get(b"content-length", b"0")
         if not length.isdigit() or int(length) > MAX_BODY_BYTES:
             response = JSONResponse(
-                {"detail": "REQUEST_TOO_LARGE"}, status_code=status.HTTP_413_CONTENT_TOO_LARGE
+                {"detail": RequestTooLarge.code}, status_code=RequestTooLarge.status_code
             )
             await response(scope, receive, send)
             return
@@ -78,7 +90,7 @@ class BodySizeLimitMiddleware:
             if received > MAX_BODY_BYTES:
                 # An HTTPException passes through FastAPI's body parsing to api.errors.
                 raise StarletteHTTPException(
-                    status.HTTP_413_CONTENT_TOO_LARGE, detail="REQUEST_TOO_LARGE"
+                    RequestTooLarge.status_code, detail=RequestTooLarge.code
                 )
             return message
 
@@ -139,7 +151,7 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     )
     for auth_router in auth_routers:
         app.include_router(
-            auth_router,
+            documented(auth_router),
             prefix=f"{API_PREFIX}/auth",
             tags=["auth"],
             dependencies=[Depends(ratelimit.throttle_auth)],
@@ -169,10 +181,11 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(reminders_router.router)
     document_domain_events(app)
-    document_common_errors(app, throttled=ratelimit.THROTTLED_PATHS)
+    document_auth_bodies(app, prefix=f"{API_PREFIX}/auth")
+    document_api(app, throttled=ratelimit.THROTTLED_PATHS)
     document_idempotency(app)
 
-    @app.get("/health", tags=["operations"])
+    @app.get("/health", tags=["operations"], summary="Liveness probe", response_model=ServiceStatus)
     async def health() -> dict[str, str]:
         """Liveness: answers without touching the database."""
         return {"status": "ok"}
@@ -180,7 +193,25 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     @app.get(
         "/ready",
         tags=["operations"],
-        responses={503: {"description": "The database does not answer"}},
+        summary="Readiness probe",
+        response_model=ServiceStatus,
+        responses={
+            503: {
+                "model": ServiceStatus,
+                "description": "The database does not answer",
+                "headers": RETRY_AFTER,
+                "content": {
+                    JSON: {
+                        "examples": {
+                            "unavailable": {
+                                "summary": "The database did not answer within 3 s",
+                                "value": {"status": "unavailable"},
+                            }
+                        }
+                    }
+                },
+            }
+        },
     )
     async def ready() -> JSONResponse:
         """Readiness: 200 when the database answers within 3 s, else 503."""

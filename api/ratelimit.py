@@ -3,12 +3,13 @@
 import math
 import time
 
-from fastapi import HTTPException, Request, status
+from fastapi import HTTPException, Request
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from api.config import settings
+from api.errors import TooManyRequests
 
 THROTTLED_PATHS = frozenset(
     {
@@ -37,7 +38,7 @@ async def throttle_auth(request: Request) -> None:
     reset_at, _ = _limiter.get_window_stats(limit, request.url.path, client)
     retry_after = max(1, math.ceil(reset_at - time.time()))
     raise HTTPException(
-        status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-        detail="TOO_MANY_REQUESTS",
+        status_code=TooManyRequests.status_code,
+        detail=TooManyRequests.code,
         headers={"Retry-After": str(retry_after)},
     )

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from api.db import SessionDep
-from api.errors import Forbidden, PreconditionFailed, Unauthorized, error_responses
+from api.errors import Forbidden, PreconditionFailed, Unauthorized
 from api.events import queries as event_queries
 from api.events import service as event_service
 from api.events.calendar import CONTENT_TYPE, calendar_filename, event_calendar
@@ -30,6 +30,7 @@ from api.events.models import (
     ReviewFeedback,
 )
 from api.http_cache import json_with_etag, tagged_json
+from api.openapi import error_responses
 from api.pagination import Page, PageParamsDep
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
@@ -51,6 +52,7 @@ def _public(event: Any) -> EventPublic:
 
 @router.post(
     "",
+    summary="Propose an event",
     response_model=EventPublic,
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(Unauthorized, Forbidden),
@@ -71,6 +73,7 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
 
 @router.get(
     "",
+    summary="List events",
     response_model=Page[EventPublic],
     responses={**NOT_MODIFIED, **error_responses(Unauthorized)},
     openapi_extra=token_scope(Scope.EVENTS_READ),
@@ -134,6 +137,7 @@ async def list_events(
 
 @router.get(
     "/{event_id}",
+    summary="Get an event",
     response_model=EventPublic,
     responses={**NOT_MODIFIED, **error_responses(NOT_FOUND)},
     openapi_extra=token_scope(Scope.EVENTS_READ),
@@ -155,6 +159,7 @@ PATCH_ERRORS[PreconditionFailed.status_code]["headers"] = ETAG_HEADER
 
 @router.patch(
     "/{event_id}",
+    summary="Update an event",
     response_model=EventPublic,
     responses={200: {"headers": ETAG_HEADER}, **PATCH_ERRORS},
     openapi_extra=token_scope(Scope.EVENTS_WRITE),
@@ -192,6 +197,7 @@ async def update_event(
 
 @router.delete(
     "/{event_id}",
+    summary="Delete an event",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=SERIES_TRANSITION_ERRORS,
     openapi_extra=token_scope(Scope.EVENTS_WRITE),
@@ -215,6 +221,7 @@ REVIEW_ERRORS = error_responses(
 
 @router.post(
     "/{event_id}/approve",
+    summary="Approve an event",
     response_model=EventPublic,
     responses=REVIEW_ERRORS,
     openapi_extra=token_scope(Scope.EVENTS_WRITE),
@@ -230,6 +237,7 @@ async def approve_event(
 
 @router.post(
     "/{event_id}/reject",
+    summary="Reject an event",
     response_model=EventPublic,
     responses=REVIEW_ERRORS,
     openapi_extra=token_scope(Scope.EVENTS_WRITE),
@@ -247,6 +255,7 @@ async def reject_event(
 
 @router.post(
     "/{event_id}/submit",
+    summary="Resubmit an event",
     response_model=EventPublic,
     responses=SERIES_TRANSITION_ERRORS,
     openapi_extra=token_scope(Scope.EVENTS_WRITE),
@@ -262,6 +271,7 @@ async def submit_event(
 
 @router.post(
     "/{event_id}/cancel",
+    summary="Cancel an event",
     response_model=EventPublic,
     responses=TRANSITION_ERRORS,
     openapi_extra=token_scope(Scope.EVENTS_WRITE),
@@ -281,6 +291,7 @@ async def cancel_event(
 
 @router.get(
     "/{event_id}/calendar.ics",
+    summary="Download an event as iCalendar",
     response_class=Response,
     responses={
         200: {"content": {"text/calendar": {"schema": {"type": "string"}}}},

@@ -1,11 +1,15 @@
 """The inbox (/notifications) and the notification preferences of the caller."""
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Body, Request, Response, status
+from pydantic import Field
 
 from api.db import SessionDep
-from api.errors import Unauthorized, error_responses
+from api.errors import Unauthorized
+from api.examples import examples, page_example
+from api.notifications import examples as notification_examples
 from api.notifications import service as notification_service
 from api.notifications.models import (
     ChannelSettings,
@@ -13,6 +17,7 @@ from api.notifications.models import (
     NotificationKind,
     NotificationPublic,
 )
+from api.openapi import error_responses
 from api.pagination import Page, PageParamsDep
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
@@ -21,15 +26,32 @@ from api.users.auth import CurrentUser
 router = APIRouter(prefix="/notifications", tags=["notifications"])
 preferences_router = APIRouter(prefix="/users/me", tags=["notifications"])
 
-Preferences = dict[NotificationKind, ChannelSettings]
+# The answer's example: every kind, as a new account has them, with PREFERENCE_CHANGES made.
+PREFERENCES = {kind.value: {"email": True, "in_app": True} for kind in NotificationKind} | {
+    "EVENT_REMINDER": {"email": False, "in_app": True},
+    "WAITLIST_OFFER": {"email": True, "in_app": False},
+}
+Preferences = Annotated[dict[NotificationKind, ChannelSettings], Field(examples=[PREFERENCES])]
+PreferenceChanges = Annotated[
+    dict[NotificationKind, ChannelUpdate],
+    Body(examples=[notification_examples.PREFERENCE_CHANGES]),
+]
 
 
 class NotificationPage(Page[NotificationPublic]):
+    model_config = examples(
+        {
+            **page_example([notification_examples.NOTIFICATION], "/api/v1/notifications"),
+            "unread_count": 3,
+        }
+    )
+
     unread_count: int
 
 
 @router.get(
     "",
+    summary="List your notifications",
     response_model=NotificationPage,
     responses=error_responses(Unauthorized),
     openapi_extra=token_scope(Scope.NOTIFICATIONS_READ),
@@ -56,6 +78,7 @@ async def list_notifications(
 
 @router.post(
     "/read-all",
+    summary="Mark all notifications read",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(Unauthorized),
     openapi_extra=token_scope(Scope.NOTIFICATIONS_WRITE),
@@ -68,6 +91,7 @@ async def mark_all_notifications_read(user: CurrentUser, session: SessionDep) ->
 
 @router.post(
     "/{notification_id}/read",
+    summary="Mark a notification read",
     response_model=NotificationPublic,
     responses=error_responses(Unauthorized, notification_service.NotificationNotFound),
     openapi_extra=token_scope(Scope.NOTIFICATIONS_WRITE),
@@ -84,6 +108,7 @@ async def mark_notification_read(
 
 @preferences_router.get(
     "/notification-preferences",
+    summary="Get your notification preferences",
     response_model=Preferences,
     responses=error_responses(Unauthorized),
     openapi_extra=token_scope(Scope.NOTIFICATIONS_READ),
@@ -95,12 +120,13 @@ async def get_notification_preferences(user: CurrentUser, session: SessionDep) -
 
 @preferences_router.patch(
     "/notification-preferences",
+    summary="Update your notification preferences",
     response_model=Preferences,
     responses=error_responses(Unauthorized),
     openapi_extra=token_scope(Scope.NOTIFICATIONS_WRITE),
 )
 async def update_notification_preferences(
-    changes: dict[NotificationKind, ChannelUpdate], user: CurrentUser, session: SessionDep
+    changes: PreferenceChanges, user: CurrentUser, session: SessionDep
 ) -> Preferences:
     """Turn email or in-app delivery of some kinds on or off; unknown kinds are a 422."""
     return await notification_service.update_preferences(session, user=user, changes=changes)
