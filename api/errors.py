@@ -1,10 +1,11 @@
-"""Domain errors and the one place that maps them (and infrastructure failures) to HTTP."""
+"""Domain errors and the one place that maps them (and infrastructure failures) to HTTP.
+api.openapi shows them in the OpenAPI document."""
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 import structlog
@@ -16,7 +17,6 @@ from fastapi.exception_handlers import (
 )
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,11 +26,25 @@ log = structlog.get_logger(__name__)
 RETRY_AFTER_SECONDS = "5"
 
 
+def _detail(code: str, reason: str | None, extra: Mapping[str, Any]) -> str | dict[str, Any]:
+    """The `detail` of an error body: the bare code, or the code with its reason and extras."""
+    if reason is None and not extra:
+        return code
+    return {"code": code, "reason": reason, **extra}
+
+
 class AppError(Exception):
-    """A domain error with a stable UPPER_SNAKE code; services raise these, never HTTPException."""
+    """A domain error with a stable UPPER_SNAKE code; services raise these, never HTTPException.
+
+    The OpenAPI document shows each error a route lists (api.openapi.error_responses) as an
+    example: its docstring's first line as the summary, and the body it is sent with, built
+    from `example_reason` and `example_extra` (the reason and extra fields it is raised with;
+    None and none: it is sent as the bare code)."""
 
     status_code = status.HTTP_400_BAD_REQUEST
     code = "BAD_REQUEST"
+    example_reason: ClassVar[str | None] = None
+    example_extra: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, code: str | None = None, reason: str | None = None, **extra: Any) -> None:
         self.code = code or self.code
@@ -40,9 +54,12 @@ class AppError(Exception):
 
     @property
     def detail(self) -> str | dict[str, Any]:
-        if self.reason is None and not self.extra:
-            return self.code
-        return {"code": self.code, "reason": self.reason, **self.extra}
+        return _detail(self.code, self.reason, self.extra)
+
+    @classmethod
+    def example_detail(cls) -> str | dict[str, Any]:
+        """The `detail` this error is sent with, as the OpenAPI document shows it."""
+        return _detail(cls.code, cls.example_reason, cls.example_extra)
 
     @property
     def headers(self) -> dict[str, str] | None:
@@ -51,11 +68,15 @@ class AppError(Exception):
 
 
 class NotFound(AppError):
+    """Nothing with this id, or nothing the caller may see."""
+
     status_code = status.HTTP_404_NOT_FOUND
     code = "NOT_FOUND"
 
 
 class Forbidden(AppError):
+    """The caller's role may not do this."""
+
     status_code = status.HTTP_403_FORBIDDEN
     code = "FORBIDDEN"
 
@@ -76,6 +97,8 @@ class InsufficientScope(Forbidden):
 
 
 class Conflict(AppError):
+    """The resource's state does not allow this now."""
+
     status_code = status.HTTP_409_CONFLICT
     code = "CONFLICT"
 
@@ -114,55 +137,32 @@ class PreconditionFailed(AppError):
         return {"ETag": self.etag}
 
 
+class RequestTooLarge(AppError):
+    """The body is over 1 MiB."""
+
+    status_code = status.HTTP_413_CONTENT_TOO_LARGE
+    code = "REQUEST_TOO_LARGE"
+
+
+class TooManyRequests(AppError):
+    """Past AUTH_RATE_LIMIT for this client IP; Retry-After says when to retry."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    code = "TOO_MANY_REQUESTS"
+
+
+class ServiceUnavailable(AppError):
+    """The database does not answer; retry after Retry-After seconds."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "SERVICE_UNAVAILABLE"
+
+
 def invalid_body(errors: Sequence[Any]) -> RequestValidationError:
     """Body errors found after parsing (a merged PATCH), in FastAPI's 422 shape."""
     return RequestValidationError(
         [{**error, "loc": ("body", *error.get("loc", ()))} for error in errors]
     )
-
-
-class ErrorBody(BaseModel):
-    detail: str | dict[str, Any]
-
-
-class UnprocessableBody(BaseModel):
-    """A 422 of a route with a domain rule of its own: FastAPI's validation errors (a list), or
-    the rule's code."""
-
-    detail: list[dict[str, Any]] | str | dict[str, Any]
-
-
-def error_responses(*errors: type[AppError] | tuple[int, str]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for the errors a route can answer. A 422 listed here keeps
-    FastAPI's validation body beside the domain code (FastAPI documents its own 422 only where
-    the route lists none)."""
-    out: dict[int | str, dict[str, Any]] = {}
-    for err in errors:
-        code, name = (err.status_code, err.code) if isinstance(err, type) else err
-        model = UnprocessableBody if code == status.HTTP_422_UNPROCESSABLE_CONTENT else ErrorBody
-        entry = out.setdefault(code, {"description": "", "model": model})
-        entry["description"] = ", ".join(filter(None, [entry["description"], name]))
-    return out
-
-
-def validation_or(error: type[AppError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entry for a 422 that is either FastAPI's validation body or
-    `error`'s (a rule a service checks on a payload that validated)."""
-    return {
-        error.status_code: {
-            "description": f"{error.code}, or a validation error",
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "anyOf": [
-                            {"$ref": "#/components/schemas/HTTPValidationError"},
-                            {"$ref": "#/components/schemas/ErrorBody"},
-                        ]
-                    }
-                }
-            },
-        }
-    }
 
 
 _UNAVAILABLE = (
@@ -230,7 +230,7 @@ def unexpected_error_response(exc: Exception, rid: str) -> JSONResponse:
     if is_database_unavailable(exc):
         log.warning("database_unavailable", error=repr(exc), request_id=rid)
         return JSONResponse(
-            {"detail": "SERVICE_UNAVAILABLE", "request_id": rid},
+            {"detail": ServiceUnavailable.code, "request_id": rid},
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
@@ -348,66 +348,3 @@ def register_error_handlers(
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-
-
-def _document_token_errors(operation: dict[str, Any], body: dict[str, Any]) -> None:
-    """An operation that takes a token: 401 for a missing or dead one, and 403
-    INSUFFICIENT_SCOPE for an API token without the operation's `x-token-scope` (none: login
-    tokens only)."""
-    responses = operation["responses"]
-    responses.setdefault(
-        "401", {"description": "UNAUTHORIZED: missing, expired or revoked token", "content": body}
-    )
-    scope = operation.get("x-token-scope")
-    refusal = (
-        f"INSUFFICIENT_SCOPE (an API token without {scope})"
-        if scope
-        else "INSUFFICIENT_SCOPE (an API token: login tokens only)"
-    )
-    forbidden = responses.setdefault("403", {"description": "", "content": body})
-    forbidden["description"] = ", ".join(filter(None, [forbidden["description"], refusal]))
-
-
-def document_common_errors(app: FastAPI, *, throttled: frozenset[str]) -> None:
-    """List in the OpenAPI document the answers that come from the stack, not a route: 503
-    (database unreachable) on every API operation, 413 wherever a body is read, 429 where
-    the auth throttle applies, and 401 and 403 INSUFFICIENT_SCOPE wherever a token is taken."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = build()
-        body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
-        retry_after = {"Retry-After": {"schema": {"type": "integer"}}}
-        for path, item in schema["paths"].items():
-            if not path.startswith("/api/"):
-                continue
-            for operation in item.values():
-                responses = operation.setdefault("responses", {})
-                responses.setdefault(
-                    "503",
-                    {
-                        "description": "SERVICE_UNAVAILABLE: the database does not answer",
-                        "headers": retry_after,
-                        "content": body,
-                    },
-                )
-                if "requestBody" in operation:
-                    responses.setdefault(
-                        "413", {"description": "REQUEST_TOO_LARGE", "content": body}
-                    )
-                if "security" in operation:
-                    _document_token_errors(operation, body)
-                if path in throttled:
-                    responses.setdefault(
-                        "429",
-                        {
-                            "description": "TOO_MANY_REQUESTS (AUTH_RATE_LIMIT per client IP)",
-                            "headers": retry_after,
-                            "content": body,
-                        },
-                    )
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

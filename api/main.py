@@ -4,12 +4,13 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import structlog
 from fastapi import Depends, FastAPI, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,8 +22,8 @@ from api.config import settings
 from api.db import dispose_engine, get_engine
 from api.errors import (
     RETRY_AFTER_SECONDS,
+    RequestTooLarge,
     UnhandledErrorMiddleware,
-    document_common_errors,
     register_error_handlers,
 )
 from api.events import router as events_router
@@ -39,7 +40,7 @@ from api.logging import configure_logging
 from api.networking import router as networking_router
 from api.notifications import router as notifications_router
 from api.observability import ObservabilityMiddleware
-from api.openapi import check_operation_ids, operation_id
+from api.openapi import JSON, RETRY_AFTER, check_operation_ids, document_api, operation_id
 from api.outbox.openapi import document_domain_events
 from api.registrations import router as registrations_router
 from api.reminders import router as reminders_router
@@ -51,6 +52,7 @@ from api.users import pages
 from api.users import router as users_router
 from api.users.auth import auth_backend, fastapi_users, refusal_before_body
 from api.users.models import UserCreate, UserRead
+from api.users.openapi import document_auth_bodies, documented
 from api.webhooks import router as webhooks_router
 
 log = structlog.get_logger(__name__)
@@ -77,6 +79,15 @@ CORS_EXPOSED_HEADERS = [
 ]
 
 
+class ServiceStatus(BaseModel):
+    """What the probes answer: ok, or (/ready only) unavailable when the database does not
+    answer and draining while the process stops."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
+    status: Literal["ok", "unavailable", "draining"]
+
+
 class BodySizeLimitMiddleware:
     """413 for a body over MAX_BODY_BYTES: a declared one before anything reads it, a chunked
     one (no Content-Length) as soon as the bytes read pass the limit."""
@@ -91,7 +102,7 @@ class BodySizeLimitMiddleware:
         length = dict(scope["headers"]).get(b"content-length", b"0")
         if not length.isdigit() or int(length) > MAX_BODY_BYTES:
             response = JSONResponse(
-                {"detail": "REQUEST_TOO_LARGE"}, status_code=status.HTTP_413_CONTENT_TOO_LARGE
+                {"detail": RequestTooLarge.code}, status_code=RequestTooLarge.status_code
             )
             await response(scope, receive, send)
             return
@@ -104,17 +115,11 @@ class BodySizeLimitMiddleware:
             if received > MAX_BODY_BYTES:
                 # An HTTPException passes through FastAPI's body parsing to api.errors.
                 raise StarletteHTTPException(
-                    status.HTTP_413_CONTENT_TOO_LARGE, detail="REQUEST_TOO_LARGE"
+                    RequestTooLarge.status_code, detail=RequestTooLarge.code
                 )
             return message
 
         await self.app(scope, receive_within_limit, send)
-
-
-class Health(BaseModel):
-    """The liveness answer."""
-
-    status: str
 
 
 @asynccontextmanager
@@ -176,7 +181,7 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     )
     for auth_router in auth_routers:
         app.include_router(
-            auth_router,
+            documented(auth_router),
             prefix=f"{API_PREFIX}/auth",
             tags=["auth"],
             dependencies=[Depends(ratelimit.throttle_auth)],
@@ -207,18 +212,41 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
     app.include_router(reminders_router.router)
     docs.install(app)
     document_domain_events(app)
-    document_common_errors(app, throttled=ratelimit.THROTTLED_PATHS)
+    document_auth_bodies(app, prefix=f"{API_PREFIX}/auth")
+    document_api(app, throttled=ratelimit.THROTTLED_PATHS)
     document_idempotency(app)
 
-    @app.get("/health", tags=["operations"])
-    async def check_health() -> Health:
+    @app.get("/health", tags=["operations"], summary="Liveness probe")
+    async def check_health() -> ServiceStatus:
         """Liveness: answers without touching the database."""
-        return Health(status="ok")
+        return ServiceStatus(status="ok")
 
     @app.get(
         "/ready",
         tags=["operations"],
-        responses={503: {"description": "Draining before a shutdown, or no database"}},
+        summary="Readiness probe",
+        response_model=ServiceStatus,
+        responses={
+            503: {
+                "model": ServiceStatus,
+                "description": "Draining before a shutdown, or the database does not answer",
+                "headers": RETRY_AFTER,
+                "content": {
+                    JSON: {
+                        "examples": {
+                            "unavailable": {
+                                "summary": "The database did not answer within 3 s",
+                                "value": {"status": "unavailable"},
+                            },
+                            "draining": {
+                                "summary": "The process drains before it stops (SIGTERM)",
+                                "value": {"status": "draining"},
+                            },
+                        }
+                    }
+                },
+            }
+        },
     )
     async def check_readiness() -> JSONResponse:
         """Readiness: 200 when the database answers within 3 s; 503 when it does not, or while

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Self, TypeVar
 
 from fastapi import Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, Row, Select, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.examples import declared_examples, page_example, set_examples
 
 T = TypeVar("T")
 
@@ -53,7 +55,25 @@ class Total:
     has_next: bool
 
 
+def _page_example(schema: dict[str, Any], model: type[Any]) -> None:
+    """Page[X]'s example: a page of X's first example, at the path that lists X."""
+    # A named page (`class EventPage(Page[EventPublic])`) has no args of its own: its base has.
+    args = next(
+        (
+            base.__pydantic_generic_metadata__["args"]
+            for base in model.__mro__
+            if issubclass(base, BaseModel) and base.__pydantic_generic_metadata__["args"]
+        ),
+        (),
+    )
+    declared = declared_examples(args[0]) if args else None
+    if declared is not None and declared.list_path is not None:
+        set_examples(schema, [page_example([declared.values[0]], declared.list_path)])
+
+
 class Page(BaseModel, Generic[T]):
+    model_config = ConfigDict(json_schema_extra=_page_example)
+
     items: list[T]
     total: int = Field(description=f"Exact up to {COUNT_CAP:,} matches, else {COUNT_CAP}")
     total_capped: bool = Field(description=f"Over {COUNT_CAP:,} matches; `next` still leads on")

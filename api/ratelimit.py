@@ -15,13 +15,14 @@ import math
 import time
 
 import structlog
-from fastapi import HTTPException, Request, status
+from fastapi import HTTPException, Request
 from limits import parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from prometheus_client import Counter
 
 from api.config import settings
+from api.errors import TooManyRequests
 
 log = structlog.get_logger(__name__)
 
@@ -77,7 +78,7 @@ async def throttle_auth(request: Request) -> None:
         return
     retry_after = max(1, math.ceil(reset_at - time.time()))
     raise HTTPException(
-        status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-        detail="TOO_MANY_REQUESTS",
+        status_code=TooManyRequests.status_code,
+        detail=TooManyRequests.code,
         headers={"Retry-After": str(retry_after)},
     )

@@ -146,7 +146,7 @@ def declared_scopes(app: FastAPI) -> dict[tuple[str, str], Need]:
             if method not in HTTP_METHODS:
                 continue
             scope = operation.get("x-token-scope")
-            takes_token = "security" in operation
+            takes_token = bool(operation["security"])
             declared[(method.upper(), path)] = (
                 Scope(scope) if scope else SESSION if takes_token else NONE
             )
@@ -223,7 +223,7 @@ class TestScopeTable:
             f"{method} {path}"
             for path, item in app.openapi()["paths"].items()
             for method, operation in item.items()
-            if "security" in operation
+            if operation["security"]
             and (
                 "401" not in operation["responses"]
                 or "INSUFFICIENT_SCOPE" not in operation["responses"]["403"]["description"]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -619,12 +620,28 @@ def test_makefile_install_syncs_from_the_lock() -> None:
     assert make_recipe("install") == ["$(UV) sync --frozen"]
 
 
-def test_makefile_lint_runs_ruff_and_mypy() -> None:
-    assert make_recipe("lint") == [
+def test_makefile_lint_runs_ruff_mypy_and_the_openapi_linter() -> None:
+    recipe = make_recipe("lint")
+    assert recipe[:3] == [
         "$(UV_RUN) ruff check .",
         "$(UV_RUN) ruff format --check .",
         "$(UV_RUN) mypy api tests bench",
     ]
+    [document] = recipe[3:]
+    # The test deployment's document (every route), written by the app, then linted.
+    assert "ENVIRONMENT=test" in document
+    assert "$(UV_RUN) python -c '$(OPENAPI_JSON)' \"$$dir/openapi.json\"" in document
+    assert document.endswith('$(REDOCLY) lint --config redocly.yaml "$$dir/openapi.json"')
+    assert "REDOCLY := npx --yes @redocly/cli@2.77.0" in read("Makefile").splitlines()
+
+
+def test_redocly_keeps_every_recommended_rule() -> None:
+    """No rule of the recommended set is off; the only warnings let through are listed."""
+    config = yaml.safe_load(read("redocly.yaml"))
+    assert config["extends"] == ["recommended"]
+    assert "off" not in config["rules"].values()
+    warnings = {rule for rule, severity in config["rules"].items() if severity == "warn"}
+    assert warnings == {"operation-4xx-response", "info-license"}
 
 
 def test_makefile_clean_removes_caches_but_never_the_data() -> None:

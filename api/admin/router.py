@@ -3,9 +3,12 @@
 from fastapi import APIRouter
 from sqlmodel import Field, SQLModel
 
+from api.admin import examples as admin_examples
 from api.admin import service as admin_service
 from api.db import SessionDep
-from api.errors import Forbidden, Unauthorized, error_responses
+from api.errors import Forbidden, Unauthorized
+from api.examples import examples
+from api.openapi import error_responses
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
 from api.users.auth import AdminUser
@@ -35,6 +38,8 @@ class MonthCounts(SQLModel):
 
 
 class Stats(SQLModel):
+    model_config = examples(admin_examples.STATS)
+
     users: UserStats
     events: StatusCounts
     registrations: StatusCounts
@@ -45,6 +50,7 @@ class Stats(SQLModel):
 
 @router.get(
     "/stats",
+    summary="Get platform statistics",
     response_model=Stats,
     responses=error_responses(Unauthorized, Forbidden),
     openapi_extra=token_scope(Scope.ADMIN_READ),

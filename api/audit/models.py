@@ -10,6 +10,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from api import clock
+from api.audit import examples as audit_examples
+from api.examples import examples
 from api.pagination import Page
 
 
@@ -59,6 +61,8 @@ class AuditLog(AuditLogBase, table=True):
 
 
 class AuditLogPublic(AuditLogBase):
+    model_config = examples(audit_examples.ROLE_CHANGED, list_path="/api/v1/audit-log")
+
     id: uuid.UUID
     at: datetime
 

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query, Request
 from api.audit import service as audit_service
 from api.audit.models import AuditAction, AuditLogPage, AuditLogPublic
 from api.db import SessionDep
-from api.errors import Forbidden, Unauthorized, error_responses
+from api.errors import Forbidden, Unauthorized
 from api.events.models import EventTime
+from api.openapi import error_responses
 from api.pagination import PageParamsDep
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
@@ -20,6 +21,7 @@ router = APIRouter(prefix="/audit-log", tags=["administration"])
 
 @router.get(
     "",
+    summary="List the audit log",
     response_model=AuditLogPage,
     responses=error_responses(Unauthorized, Forbidden),
     openapi_extra=token_scope(Scope.ADMIN_READ),

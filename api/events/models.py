@@ -22,6 +22,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from api import clock
+from api.events import examples as event_examples
+from api.examples import examples
 from api.pagination import Page
 
 TIMESTAMP = sa.DateTime(timezone=True)
@@ -272,6 +274,8 @@ def seats_left(capacity: int | None, registered_count: int) -> int | None:
 class EventCreate(EventBase):
     """POST /events. The event starts as PENDING, awaiting approval."""
 
+    model_config = examples(event_examples.EVENT_CREATE, event_examples.ONLINE_EVENT_CREATE)
+
     @model_validator(mode="after")
     def _check_start(self) -> Self:
         check_start_in_future(self.starts_at)
@@ -280,6 +284,8 @@ class EventCreate(EventBase):
 
 class EventUpdate(SQLModel):
     """PATCH /events/{id}: any field; the result is checked as a whole."""
+
+    model_config = examples(event_examples.EVENT_UPDATE)
 
     title: Title | None = None
     description: Description | None = None
@@ -298,6 +304,8 @@ class EventUpdate(SQLModel):
 
 
 class EventPublic(EventBase):
+    model_config = examples(event_examples.EVENT_PUBLIC, list_path="/api/v1/events")
+
     id: uuid.UUID
     status: EventStatus
     created_by: uuid.UUID | None
@@ -322,12 +330,16 @@ class EventPage(Page[EventPublic]):
 
 
 class ReviewFeedback(SQLModel):
+    model_config = examples(event_examples.REVIEW_FEEDBACK)
+
     feedback: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
     ]
 
 
 class Cancellation(SQLModel):
+    model_config = examples(event_examples.CANCELLATION)
+
     reason: str | None = Field(default=None, max_length=2000)
 
 

@@ -24,11 +24,17 @@ from api.users.models import STAFF_ROLES, User, UserRole, Viewer
 
 
 class EventNotFound(NotFound):
+    """No event has this id, or the caller may not see it."""
+
     code = "EVENT_NOT_FOUND"
 
 
 class NotEventOwner(Forbidden):
+    """Only the creator may do this, and the staff the route names (admins; for the attendee
+    list, check-in and statistics, managers too)."""
+
     code = "NOT_EVENT_OWNER"
+    example_reason = "Only the event's creator or an admin may"
 
 
 # --- who may see and do what ------------------------------------------------------------------

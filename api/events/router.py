@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from api.db import SessionDep
-from api.errors import Forbidden, PreconditionFailed, Unauthorized, error_responses
+from api.errors import Forbidden, PreconditionFailed, Unauthorized
 from api.events import queries as event_queries
 from api.events import service as event_service
 from api.events.calendar import CONTENT_TYPE, calendar_filename, event_calendar
@@ -31,6 +31,7 @@ from api.events.models import (
     ReviewFeedback,
 )
 from api.http_cache import json_with_etag, tagged_json
+from api.openapi import error_responses
 from api.pagination import PageParamsDep
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
@@ -52,6 +53,7 @@ def _public(event: Any) -> EventPublic:
 
 @router.post(
     "",
+    summary="Propose an event",
     response_model=EventPublic,
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(Unauthorized, Forbidden),
@@ -72,6 +74,7 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
 
 @router.get(
     "",
+    summary="List events",
     response_model=EventPage,
     responses={**NOT_MODIFIED, **error_responses(Unauthorized)},
     openapi_extra=token_scope(Scope.EVENTS_READ),
@@ -135,6 +138,7 @@ async def list_events(
 
 @router.get(
     "/{event_id}",
+    summary="Get an event",
     response_model=EventPublic,
     responses={**NOT_MODIFIED, **error_responses(NOT_FOUND)},
     openapi_extra=token_scope(Scope.EVENTS_READ),
@@ -156,6 +160,7 @@ PATCH_ERRORS[PreconditionFailed.status_code]["headers"] = ETAG_HEADER
 
 @router.patch(
     "/{event_id}",
+    summary="Update an event",
     response_model=EventPublic,
     responses={200: {"headers": ETAG_HEADER}, **PATCH_ERRORS},
     openapi_extra=token_scope(Scope.EVENTS_WRITE),
@@ -193,6 +198,7 @@ async def update_event(
 
 @router.delete(
     "/{event_id}",
+    summary="Delete an event",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=SERIES_TRANSITION_ERRORS,
     openapi_extra=token_scope(Scope.EVENTS_WRITE),
@@ -216,6 +222,7 @@ REVIEW_ERRORS = error_responses(
 
 @router.post(
     "/{event_id}/approve",
+    summary="Approve an event",
     response_model=EventPublic,
     responses=REVIEW_ERRORS,
     openapi_extra=token_scope(Scope.EVENTS_WRITE),
@@ -231,6 +238,7 @@ async def approve_event(
 
 @router.post(
     "/{event_id}/reject",
+    summary="Reject an event",
     response_model=EventPublic,
     responses=REVIEW_ERRORS,
     openapi_extra=token_scope(Scope.EVENTS_WRITE),
@@ -248,6 +256,7 @@ async def reject_event(
 
 @router.post(
     "/{event_id}/submit",
+    summary="Resubmit an event",
     response_model=EventPublic,
     responses=SERIES_TRANSITION_ERRORS,
     openapi_extra=token_scope(Scope.EVENTS_WRITE),
@@ -263,6 +272,7 @@ async def submit_event(
 
 @router.post(
     "/{event_id}/cancel",
+    summary="Cancel an event",
     response_model=EventPublic,
     responses=TRANSITION_ERRORS,
     openapi_extra=token_scope(Scope.EVENTS_WRITE),
@@ -282,6 +292,7 @@ async def cancel_event(
 
 @router.get(
     "/{event_id}/calendar.ics",
+    summary="Download an event as iCalendar",
     response_class=Response,
     responses={
         200: {"content": {"text/calendar": {"schema": {"type": "string"}}}},

@@ -93,21 +93,36 @@ SEAT_RULES = frozenset({"capacity", "waitlist_mode", "registration_deadline"})
 
 
 class CannotReviewOwnEvent(Forbidden):
+    """A manager cannot review their own event: another manager or an admin must."""
+
     code = "CANNOT_REVIEW_OWN_EVENT"
+    example_reason = "Another manager or an admin must review this event"
 
 
 class InvalidEventTransition(Conflict):
+    """The event's status does not allow this (PENDING -> PUBLISHED or REJECTED; REJECTED ->
+    PENDING; PENDING or PUBLISHED -> CANCELLED)."""
+
     code = "INVALID_EVENT_TRANSITION"
+    example_reason = "An event cannot go from CANCELLED to PUBLISHED"
 
 
 class CapacityBelowRegistered(Conflict):
+    """The new capacity is below the seats taken; `registered_count` says how many."""
+
     code = "CAPACITY_BELOW_REGISTERED"
+    example_reason = (
+        "12 people are registered; cancel registrations before lowering the capacity below that"
+    )
+    example_extra = {"registered_count": 12}
 
 
 class PartOfSeries(Conflict):
-    """Review, resubmission and deletion of an occurrence go through its series (api/series)."""
+    """The event is an occurrence of a series: review, resubmit or delete the series instead."""
 
     code = "PART_OF_SERIES"
+    example_reason = "The event is an occurrence of a series: approve the series instead"
+    example_extra = {"series_id": "8d5e2f61-3c1a-4b7e-9f20-6a4c8b1d2e37"}
 
 
 def _not_in_series(event: Event, action: str) -> None:

@@ -12,6 +12,8 @@ from sqlmodel import Field, SQLModel
 
 from api.audit.models import AuditLogPublic
 from api.events.models import EventPublic
+from api.examples import examples
+from api.exports import examples as export_examples
 from api.networking.models import ConnectionPublic, ExportedDirectoryMembership
 from api.notifications.models import ChannelSettings, NotificationKind, NotificationPublic
 from api.registrations.models import OwnRegistration
@@ -26,10 +28,14 @@ FORMAT_VERSION: Literal[1] = 1
 class ExportedPreference(ChannelSettings):
     """The user's setting for one kind of notification (the default where never changed)."""
 
+    model_config = examples(export_examples.PREFERENCE)
+
     kind: NotificationKind
 
 
 class PersonalDataExport(SQLModel):
+    model_config = examples(export_examples.EXPORT)
+
     format_version: Literal[1] = FORMAT_VERSION
     exported_at: datetime
     user: UserRead

@@ -3,9 +3,10 @@
 from fastapi import APIRouter, Response
 
 from api.db import SessionDep
-from api.errors import Unauthorized, error_responses
+from api.errors import Unauthorized
 from api.exports import service as export_service
 from api.exports.models import PersonalDataExport
+from api.openapi import error_responses
 from api.users.auth import CurrentUser
 
 router = APIRouter(prefix="/users/me", tags=["users"])
@@ -13,6 +14,7 @@ router = APIRouter(prefix="/users/me", tags=["users"])
 
 @router.get(
     "/export",
+    summary="Export your personal data",
     response_model=PersonalDataExport,
     responses={
         200: {

@@ -18,6 +18,8 @@ from sqlmodel import Field, SQLModel
 
 from api import clock
 from api.config import settings
+from api.examples import examples
+from api.feeds import examples as feed_examples
 
 TIMESTAMP = sa.DateTime(timezone=True)
 TOKEN_LENGTH = 32  # characters of [A-Za-z0-9_-]: 192 bits
@@ -54,6 +56,8 @@ class CalendarFeed(SQLModel, table=True):
 class CalendarFeedPublic(SQLModel):
     """The caller's feed: subscribe to `url` in a calendar application. Keep it private: anyone
     holding it reads the feed."""
+
+    model_config = examples(feed_examples.FEED)
 
     url: str = Field(description="{PUBLIC_BASE_URL}/api/v1/calendar/{feed_token}.ics")
     created_at: datetime = Field(description="when this URL was made (the last rotation)")

@@ -6,10 +6,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from api.db import SessionDep
-from api.errors import Unauthorized, error_responses
+from api.errors import Unauthorized
 from api.feeds import service as feed_service
 from api.feeds.models import CalendarFeedPublic
 from api.http_cache import body_with_etag
+from api.openapi import error_responses
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
 from api.users.auth import CurrentUser
@@ -27,6 +28,7 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
 
 @me_router.get(
     "",
+    summary="Get your calendar feed URL",
     response_model=CalendarFeedPublic,
     responses=error_responses(Unauthorized),
     openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
@@ -38,6 +40,7 @@ async def get_calendar_feed(user: CurrentUser, session: SessionDep) -> CalendarF
 
 @me_router.post(
     "/rotate",
+    summary="Replace your calendar feed URL",
     response_model=CalendarFeedPublic,
     responses=error_responses(Unauthorized),
 )
@@ -48,6 +51,7 @@ async def rotate_calendar_feed(user: CurrentUser, session: SessionDep) -> Calend
 
 @router.get(
     "/{feed_token}.ics",
+    summary="Read a calendar feed",
     response_class=Response,
     responses={
         200: {"content": {"text/calendar": {"schema": {"type": "string"}}}},

@@ -43,6 +43,8 @@ TOKEN_SHAPE = re.compile(rf"[A-Za-z0-9_-]{{{TOKEN_LENGTH}}}")
 
 
 class CalendarFeedNotFound(NotFound):
+    """No feed has this token: rotated, or its owner deactivated or deleted."""
+
     code = "CALENDAR_FEED_NOT_FOUND"
 
 

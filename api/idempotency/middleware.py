@@ -26,6 +26,7 @@ from api import clock
 from api.db import get_engine
 from api.errors import RETRY_AFTER_SECONDS, is_database_unavailable
 from api.idempotency import service
+from api.openapi import RETRY_AFTER, add_error_answer
 from api.users.auth import user_id_for_token
 
 log = structlog.get_logger(__name__)
@@ -284,14 +285,27 @@ def _replay(stored: service.Existing) -> ASGIApp:
 # --- OpenAPI ---------------------------------------------------------------------------------
 
 
+# What each of the mechanism's answers means, as the OpenAPI document's examples say it.
+SUMMARIES = {
+    KEY_INVALID: "The Idempotency-Key header is malformed or sent twice",
+    KEY_REUSED: "The key was used before for a different request",
+    KEY_IN_USE: "The first request with this key is still running",
+}
+
+
 def _examples(*codes: str) -> dict[str, Any]:
-    return {code: {"value": {"detail": {"code": code, "reason": REASONS[code]}}} for code in codes}
+    return {
+        code: {
+            "summary": SUMMARIES[code],
+            "value": {"detail": {"code": code, "reason": REASONS[code]}},
+        }
+        for code in codes
+    }
 
 
 def document_idempotency(app: FastAPI) -> None:
     """The Idempotency-Key header and its answers (409, 422) on every operation honouring it."""
     build = app.openapi
-    error_body = {"$ref": "#/components/schemas/ErrorBody"}
     parameter = {
         "name": "Idempotency-Key",
         "in": "header",
@@ -323,48 +337,8 @@ def document_idempotency(app: FastAPI) -> None:
                         "description": "true when the answer is a replay",
                         "schema": {"type": "string", "enum": ["true"]},
                     }
-            _add_answer(
-                responses,
-                "409",
-                KEY_IN_USE,
-                error_body,
-                _examples(KEY_IN_USE),
-                headers={"Retry-After": {"schema": {"type": "integer"}}},
-            )
-            _add_answer(
-                responses,
-                "422",
-                f"{KEY_REUSED}, {KEY_INVALID}",
-                error_body,
-                _examples(KEY_REUSED, KEY_INVALID),
-            )
+            add_error_answer(responses, "409", _examples(KEY_IN_USE), headers=RETRY_AFTER)
+            add_error_answer(responses, "422", _examples(KEY_REUSED, KEY_INVALID))
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def _add_answer(
-    responses: dict[str, Any],
-    code: str,
-    description: str,
-    error_body: dict[str, Any],
-    examples: dict[str, Any],
-    headers: dict[str, Any] | None = None,
-) -> None:
-    """Add this mechanism's answer to a status the route may already document."""
-    response = responses.get(code)
-    if response is None:
-        response = responses[code] = {"description": description, "content": {}}
-    else:
-        response["description"] = ", ".join(
-            filter(None, [response.get("description"), description])
-        )
-    media = response.setdefault("content", {}).setdefault("application/json", {})
-    schema = media.get("schema")
-    if schema is None:
-        media["schema"] = error_body
-    elif schema != error_body:
-        media["schema"] = {"anyOf": [schema, error_body]}
-    media["examples"] = {**media.get("examples", {}), **examples}
-    if headers:
-        response["headers"] = {**response.get("headers", {}), **headers}

@@ -5,6 +5,9 @@ import uuid
 
 from sqlmodel import Field, SQLModel
 
+from api.examples import examples
+from api.insights import examples as insight_examples
+
 
 class RegistrationCounts(SQLModel):
     """An event's registrations by current status."""
@@ -27,6 +30,8 @@ class TimelineDay(SQLModel):
 
 class EventStats(SQLModel):
     """GET /events/{id}/stats."""
+
+    model_config = examples(insight_examples.EVENT_STATS)
 
     event_id: uuid.UUID
     capacity: int | None = Field(description="null: unlimited")

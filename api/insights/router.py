@@ -8,11 +8,11 @@ from anyio.to_thread import run_sync
 from fastapi import APIRouter, Response
 
 from api.db import SessionDep
-from api.errors import error_responses
 from api.events.dependencies import OWNER_ERRORS
 from api.insights import chart
 from api.insights import service as insights_service
 from api.insights.models import EventStats
+from api.openapi import error_responses
 from api.registrations.dependencies import SettledStaffedEventDep
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
@@ -32,6 +32,7 @@ def _chart_limiter() -> anyio.CapacityLimiter:
 
 @router.get(
     "/{event_id}/stats",
+    summary="Get an event's statistics",
     response_model=EventStats,
     responses=error_responses(*OWNER_ERRORS),
     openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
@@ -44,6 +45,7 @@ async def get_event_stats(event: SettledStaffedEventDep, session: SessionDep) ->
 
 @router.get(
     "/{event_id}/stats.png",
+    summary="Get an event's registration chart",
     response_class=Response,
     responses={
         200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},

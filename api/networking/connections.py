@@ -37,31 +37,52 @@ from api.users.models import User
 
 
 class CannotConnectToSelf(Unprocessable):
+    """`user_id` is the caller's own id."""
+
     code = "CANNOT_CONNECT_TO_SELF"
+    example_reason = "You cannot connect to yourself"
 
 
 class AttendeeNotFound(NotFound):
+    """No member of the event's directory has this `user_id`."""
+
     code = "ATTENDEE_NOT_FOUND"
+    example_reason = "No member of this event's directory has this id"
 
 
 class NotCheckedIn(Conflict):
+    """The caller or the other member has not checked in at the event."""
+
     code = "NOT_CHECKED_IN"
+    example_reason = "They have not checked in at this event"
 
 
 class AlreadyConnected(Conflict):
+    """The two are connected already (an accepted request cannot be declined: delete the
+    connection)."""
+
     code = "ALREADY_CONNECTED"
+    example_reason = "You are already connected"
 
 
 class ConnectionPending(Conflict):
+    """A request between the two, either way, is waiting for an answer."""
+
     code = "CONNECTION_PENDING"
+    example_reason = "A request between you two is waiting for an answer"
 
 
 class ConnectionNotFound(NotFound):
+    """No connection or request of the caller has this id."""
+
     code = "CONNECTION_NOT_FOUND"
 
 
 class NotAddressee(Forbidden):
+    """Only the user asked may answer a request."""
+
     code = "NOT_ADDRESSEE"
+    example_reason = "Only the user asked may answer a request"
 
 
 # The other party's columns a connection shows: the public profile and the email.

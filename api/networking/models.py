@@ -10,6 +10,8 @@ from sqlmodel import Field, SQLModel
 
 from api import clock
 from api.events.models import TIMESTAMP
+from api.examples import EVENT_ID, examples
+from api.networking import examples as networking_examples
 from api.pagination import Page
 from api.users.models import UserPublic
 
@@ -88,6 +90,10 @@ class Connection(SQLModel, table=True):
 class DirectoryEntry(SQLModel):
     """A row of an event's directory."""
 
+    model_config = examples(
+        networking_examples.DIRECTORY_ENTRY, list_path=f"/api/v1/events/{EVENT_ID}/directory"
+    )
+
     user: UserPublic
     joined_at: datetime
 
@@ -99,6 +105,8 @@ class DirectoryPage(Page[DirectoryEntry]):
 class DirectoryMembership(SQLModel):
     """PUT /events/{id}/directory/me: the caller's place in the event's directory."""
 
+    model_config = examples(networking_examples.DIRECTORY_MEMBERSHIP)
+
     event_id: uuid.UUID
     joined_at: datetime
     user: UserPublic
@@ -107,17 +115,27 @@ class DirectoryMembership(SQLModel):
 class ConnectionCreate(SQLModel):
     """POST /events/{id}/connections: the member to ask."""
 
+    model_config = examples(networking_examples.CONNECTION_CREATE)
+
     user_id: uuid.UUID
 
 
 class ConnectionUser(UserPublic):
     """The other party of a connection: the public profile, and the email once ACCEPTED."""
 
+    model_config = examples(networking_examples.CONNECTION_USER)
+
     email: str | None = Field(description="Shared once the connection is ACCEPTED; null before")
 
 
 class ConnectionPublic(SQLModel):
     """A connection as either party sees it."""
+
+    model_config = examples(
+        networking_examples.CONNECTION,
+        networking_examples.PENDING_CONNECTION,
+        list_path="/api/v1/users/me/connections",
+    )
 
     id: uuid.UUID
     event_id: uuid.UUID
@@ -135,6 +153,8 @@ class ConnectionPage(Page[ConnectionPublic]):
 
 class ExportedDirectoryMembership(SQLModel):
     """An entry of the user's directory memberships in the personal data export."""
+
+    model_config = examples(networking_examples.EXPORTED_MEMBERSHIP)
 
     event_id: uuid.UUID
     event_title: str

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from api.db import SessionDep
-from api.errors import Unauthorized, error_responses
+from api.errors import Unauthorized
 from api.events import queries as event_queries
 from api.networking import connections as connection_service
 from api.networking import service as directory_service
@@ -29,6 +29,7 @@ from api.networking.models import (
     DirectoryMembership,
     DirectoryPage,
 )
+from api.openapi import error_responses
 from api.pagination import PageParamsDep
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
@@ -53,6 +54,7 @@ ANSWER_ERRORS = (
 
 @router.put(
     "/{event_id}/directory/me",
+    summary="Join an event's directory",
     response_model=DirectoryMembership,
     responses=error_responses(*EVENT_ERRORS, directory_service.NotConfirmedAttendee),
     openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
@@ -70,6 +72,7 @@ async def join_event_directory(
 
 @router.delete(
     "/{event_id}/directory/me",
+    summary="Leave an event's directory",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(*EVENT_ERRORS),
     openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
@@ -85,6 +88,7 @@ async def leave_event_directory(
 
 @router.get(
     "/{event_id}/directory",
+    summary="List an event's directory",
     response_model=DirectoryPage,
     responses=error_responses(*DIRECTORY_ERRORS),
     openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
@@ -113,6 +117,7 @@ async def list_event_directory(
 
 @router.post(
     "/{event_id}/connections",
+    summary="Ask to connect",
     response_model=ConnectionPublic,
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(
@@ -141,6 +146,7 @@ async def request_connection(
 
 @connections_router.post(
     "/{connection_id}/accept",
+    summary="Accept a connection request",
     response_model=ConnectionPublic,
     responses=error_responses(*ANSWER_ERRORS),
     openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
@@ -157,6 +163,7 @@ async def accept_connection(
 
 @connections_router.post(
     "/{connection_id}/decline",
+    summary="Decline a connection request",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(*ANSWER_ERRORS, connection_service.AlreadyConnected),
     openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
@@ -173,6 +180,7 @@ async def decline_connection(
 
 @connections_router.delete(
     "/{connection_id}",
+    summary="Delete a connection",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(Unauthorized, connection_service.ConnectionNotFound),
     openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
@@ -187,6 +195,7 @@ async def delete_connection(
 
 @me_router.get(
     "/connections",
+    summary="List your connections",
     response_model=ConnectionPage,
     responses=error_responses(Unauthorized),
     openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
@@ -210,6 +219,7 @@ async def list_my_connections(
 
 @me_router.get(
     "/connections.vcf",
+    summary="Export your connections as vCards",
     response_class=Response,
     responses={
         200: {"content": {vcard.CONTENT_TYPE: {"schema": {"type": "string"}}}},

@@ -55,11 +55,18 @@ from api.users.models import User, UserPublic
 
 
 class NotConfirmedAttendee(Forbidden):
+    """Only attendees with a CONFIRMED registration may join the event's directory."""
+
     code = "NOT_CONFIRMED_ATTENDEE"
+    example_reason = "Only attendees with a CONFIRMED registration may join the directory"
 
 
 class NotInDirectory(Forbidden):
+    """Only members of the event's directory (and its creator, managers and admins) may do
+    this."""
+
     code = "NOT_IN_DIRECTORY"
+    example_reason = "Opt into the event's directory to see it"
 
 
 # The columns of a public profile, read as Core rows (the directory only shows them).

@@ -10,6 +10,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from api import clock
+from api.examples import examples
+from api.notifications import examples as notification_examples
 
 TIMESTAMP = sa.DateTime(timezone=True)
 
@@ -58,6 +60,8 @@ class Notification(NotificationBase, table=True):
 
 
 class NotificationPublic(NotificationBase):
+    model_config = examples(notification_examples.NOTIFICATION, list_path="/api/v1/notifications")
+
     id: uuid.UUID
     read_at: datetime | None
     created_at: datetime

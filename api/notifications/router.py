@@ -1,13 +1,16 @@
 """The inbox (/notifications) and the notification preferences of the caller."""
 
 import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, Request, Response, status
-from pydantic import RootModel
+from pydantic import Field, RootModel
 from typing_extensions import TypeAliasType
 
 from api.db import SessionDep
-from api.errors import Unauthorized, error_responses
+from api.errors import Unauthorized
+from api.examples import examples, page_example
+from api.notifications import examples as notification_examples
 from api.notifications import service as notification_service
 from api.notifications.models import (
     ChannelSettings,
@@ -15,6 +18,7 @@ from api.notifications.models import (
     NotificationKind,
     NotificationPublic,
 )
+from api.openapi import error_responses
 from api.pagination import Page, PageParamsDep
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
@@ -23,22 +27,38 @@ from api.users.auth import CurrentUser
 router = APIRouter(prefix="/notifications", tags=["notifications"])
 preferences_router = APIRouter(prefix="/users/me", tags=["notifications"])
 
+# The answer's example: every kind, as a new account has them, with PREFERENCE_CHANGES made.
+PREFERENCES = {kind.value: {"email": True, "in_app": True} for kind in NotificationKind} | {
+    "EVENT_REMINDER": {"email": False, "in_app": True},
+    "WAITLIST_OFFER": {"email": True, "in_app": False},
+}
 # A named type: one schema of its own in the OpenAPI document, and one class in clients.
 NotificationPreferences = TypeAliasType(
-    "NotificationPreferences", dict[NotificationKind, ChannelSettings]
+    "NotificationPreferences",
+    Annotated[dict[NotificationKind, ChannelSettings], Field(examples=[PREFERENCES])],
 )
 
 
 class NotificationPreferenceChanges(RootModel[dict[NotificationKind, ChannelUpdate]]):
     """The kinds to change, each with the channels to turn on or off."""
 
+    model_config = examples(notification_examples.PREFERENCE_CHANGES)
+
 
 class NotificationPage(Page[NotificationPublic]):
+    model_config = examples(
+        {
+            **page_example([notification_examples.NOTIFICATION], "/api/v1/notifications"),
+            "unread_count": 3,
+        }
+    )
+
     unread_count: int
 
 
 @router.get(
     "",
+    summary="List your notifications",
     response_model=NotificationPage,
     responses=error_responses(Unauthorized),
     openapi_extra=token_scope(Scope.NOTIFICATIONS_READ),
@@ -65,6 +85,7 @@ async def list_notifications(
 
 @router.post(
     "/read-all",
+    summary="Mark all notifications read",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(Unauthorized),
     openapi_extra=token_scope(Scope.NOTIFICATIONS_WRITE),
@@ -77,6 +98,7 @@ async def mark_all_notifications_read(user: CurrentUser, session: SessionDep) ->
 
 @router.post(
     "/{notification_id}/read",
+    summary="Mark a notification read",
     response_model=NotificationPublic,
     responses=error_responses(Unauthorized, notification_service.NotificationNotFound),
     openapi_extra=token_scope(Scope.NOTIFICATIONS_WRITE),
@@ -93,6 +115,7 @@ async def mark_notification_read(
 
 @preferences_router.get(
     "/notification-preferences",
+    summary="Get your notification preferences",
     response_model=NotificationPreferences,
     responses=error_responses(Unauthorized),
     openapi_extra=token_scope(Scope.NOTIFICATIONS_READ),
@@ -106,6 +129,7 @@ async def get_notification_preferences(
 
 @preferences_router.patch(
     "/notification-preferences",
+    summary="Update your notification preferences",
     response_model=NotificationPreferences,
     responses=error_responses(Unauthorized),
     openapi_extra=token_scope(Scope.NOTIFICATIONS_WRITE),

@@ -135,6 +135,8 @@ BODIES = {
 
 
 class NotificationNotFound(NotFound):
+    """No notification of the caller has this id."""
+
     code = "NOTIFICATION_NOT_FOUND"
 
 

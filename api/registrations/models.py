@@ -10,7 +10,9 @@ from sqlmodel import Field, SQLModel
 
 from api import clock
 from api.events.models import TIMESTAMP, EventPublic
+from api.examples import EVENT_ID, examples
 from api.pagination import Page
+from api.registrations import examples as registration_examples
 from api.registrations.checkin import LENGTH as CHECKIN_CODE_LENGTH
 from api.users.models import UserPublic
 
@@ -101,6 +103,8 @@ class Registration(RegistrationBase, table=True):
 
 
 class RegistrationPublic(RegistrationBase):
+    model_config = examples(registration_examples.CHECKED_IN)
+
     id: uuid.UUID
     waitlist_position: int | None = Field(
         default=None, description="Place in line, 1 = next to be promoted; null unless WAITLISTED"
@@ -117,6 +121,10 @@ class RegistrationPublic(RegistrationBase):
 class Attendee(RegistrationPublic):
     """A row of an event's attendee list (and a check-in answer): never the check-in code."""
 
+    model_config = examples(
+        registration_examples.ATTENDEE, list_path=f"/api/v1/events/{EVENT_ID}/registrations"
+    )
+
     user: UserPublic
 
 
@@ -128,6 +136,8 @@ class RegistrationOwnerView(RegistrationPublic):
     """A registration as its registrant sees it (POST /events/{id}/registrations): with the
     check-in code, which no one else is shown."""
 
+    model_config = examples(registration_examples.OWNER_VIEW, registration_examples.WAITLISTED)
+
     checkin_code: str | None = Field(
         description="What to show at the door (10 characters); null unless CONFIRMED"
     )
@@ -137,6 +147,8 @@ class OwnEventRegistration(RegistrationOwnerView):
     """GET /events/{id}/registrations/me: the caller's registration of the event, and whether
     they are in its networking directory."""
 
+    model_config = examples(registration_examples.OWN_EVENT_REGISTRATION)
+
     in_directory: bool = Field(
         description="Whether the caller is in the event's networking directory (opted in while "
         "CONFIRMED; leaving CONFIRMED takes them out)"
@@ -145,6 +157,10 @@ class OwnEventRegistration(RegistrationOwnerView):
 
 class OwnRegistration(RegistrationOwnerView):
     """A row of GET /users/me/registrations, and GET /users/me/registrations/{id}."""
+
+    model_config = examples(
+        registration_examples.OWN_REGISTRATION, list_path="/api/v1/users/me/registrations"
+    )
 
     event: EventPublic
 
@@ -163,5 +179,7 @@ class OwnRegistrationPage(Page[OwnRegistration]):
 
 class CheckInByCode(SQLModel):
     """POST /events/{id}/check-in: a code as typed (case, spaces and hyphens do not matter)."""
+
+    model_config = examples(registration_examples.CHECK_IN_BY_CODE)
 
     code: str = Field(min_length=1, max_length=64)

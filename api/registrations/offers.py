@@ -23,11 +23,19 @@ from api.users.models import User
 
 
 class OfferExpired(Conflict):
+    """The seat offered to the caller was not accepted in time; they may register again."""
+
     code = "OFFER_EXPIRED"
+    example_reason = "The seat offered to you was not accepted in time; you may register again"
+    example_extra = {"offer_expires_at": "2030-03-16T20:30:00+00:00"}
 
 
 class NoOpenOffer(Conflict):
+    """The caller has no open seat offer: still WAITLISTED, or CONFIRMED (give a seat up
+    with DELETE)."""
+
     code = "NO_OPEN_OFFER"
+    example_reason = "You are on the waitlist: no seat is offered to you yet"
 
 
 async def _offer_of(session: AsyncSession, event: Event, user: User) -> Registration:

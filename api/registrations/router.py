@@ -13,9 +13,10 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from api.db import SessionDep
-from api.errors import Forbidden, Unauthorized, error_responses
+from api.errors import Forbidden, Unauthorized
 from api.events import queries as event_queries
 from api.events.dependencies import OWNER_ERRORS
+from api.openapi import error_responses
 from api.pagination import PageParamsDep
 from api.registrations import checkin, offers, waitlist
 from api.registrations import queries as registration_queries
@@ -61,6 +62,7 @@ def _registration(registration: Any, position: int | None) -> RegistrationPublic
 
 @router.post(
     "/{event_id}/registrations",
+    summary="Register for an event",
     response_model=RegistrationOwnerView,
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(
@@ -87,6 +89,7 @@ async def register_for_event(
 
 @router.delete(
     "/{event_id}/registrations/me",
+    summary="Give up your registration",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(
         Unauthorized, event_queries.EventNotFound, registration_service.RegistrationNotFound
@@ -118,6 +121,7 @@ def _owner_view(registration: Any, position: int | None = None) -> RegistrationO
 
 @router.get(
     "/{event_id}/registrations/me",
+    summary="Get your registration for an event",
     response_model=OwnEventRegistration,
     responses=error_responses(*OWN_REGISTRATION_ERRORS),
     openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
@@ -138,6 +142,7 @@ async def get_my_event_registration(
 
 @router.post(
     "/{event_id}/registrations/me/accept",
+    summary="Accept a seat offer",
     response_model=RegistrationOwnerView,
     responses=error_responses(*OFFER_ERRORS),
     openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
@@ -153,6 +158,7 @@ async def accept_seat_offer(
 
 @router.post(
     "/{event_id}/registrations/me/decline",
+    summary="Decline a seat offer",
     response_model=RegistrationOwnerView,
     responses=error_responses(*OFFER_ERRORS),
     openapi_extra=token_scope(Scope.REGISTRATIONS_WRITE),
@@ -189,6 +195,7 @@ def _attendees_csv(rows: Any) -> str:
 
 @router.get(
     "/{event_id}/registrations",
+    summary="List an event's attendees",
     response_model=AttendeePage,
     responses={
         200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
@@ -234,6 +241,7 @@ async def list_event_registrations(
 
 @router.post(
     "/{event_id}/registrations/{registration_id}/check-in",
+    summary="Check in a registration",
     response_model=RegistrationPublic,
     responses=error_responses(
         *OWNER_ERRORS,
@@ -255,6 +263,7 @@ async def check_in_registration(
 
 @router.post(
     "/{event_id}/check-in",
+    summary="Check in by code",
     response_model=Attendee,
     responses=error_responses(
         *OWNER_ERRORS,
@@ -277,6 +286,7 @@ async def check_in_by_code(
 
 @me_router.get(
     "/registrations",
+    summary="List your registrations",
     response_model=OwnRegistrationPage,
     responses=error_responses(Unauthorized),
     openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
@@ -294,6 +304,7 @@ async def list_my_registrations(
 
 @me_router.get(
     "/registrations/{registration_id}",
+    summary="Get one of your registrations",
     response_model=OwnRegistration,
     responses=error_responses(Unauthorized, registration_service.RegistrationNotFound),
     openapi_extra=token_scope(Scope.REGISTRATIONS_READ),
@@ -310,6 +321,7 @@ async def get_my_registration(
 
 @me_router.get(
     "/registrations/{registration_id}/ticket.png",
+    summary="Get a ticket's QR code",
     response_class=Response,
     responses={
         200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},

@@ -35,26 +35,44 @@ from api.users.models import User, UserPublic
 
 
 class EventNotOpen(Conflict):
+    """The event takes no registrations: not published, cancelled, started, or past its
+    registration deadline."""
+
     code = "EVENT_NOT_OPEN"
+    example_reason = "The registration deadline has passed"
 
 
 class AlreadyRegistered(Conflict):
+    """The caller already holds a live registration (CONFIRMED, OFFERED or WAITLISTED) for
+    the event."""
+
     code = "ALREADY_REGISTERED"
 
 
 class RegistrationNotFound(NotFound):
+    """The caller (or the event) has no such registration."""
+
     code = "REGISTRATION_NOT_FOUND"
 
 
 class AlreadyCheckedIn(Conflict):
+    """The attendee checked in already; `checked_in_at` says when."""
+
     code = "ALREADY_CHECKED_IN"
+    example_reason = "Already checked in"
+    example_extra = {"checked_in_at": "2030-03-19T16:52:31.114021+00:00"}
 
 
 class NotConfirmed(Conflict):
+    """The registration is not CONFIRMED (waitlisted, offered or ended)."""
+
     code = "NOT_CONFIRMED"
+    example_reason = "The registration is WAITLISTED"
 
 
 class CheckinCodeNotFound(NotFound):
+    """No CONFIRMED registration of this event has this check-in code."""
+
     code = "CHECKIN_CODE_NOT_FOUND"
 
 

@@ -13,6 +13,8 @@ from sqlmodel import Field, SQLModel
 
 from api import clock
 from api.events.models import TIMESTAMP, EventCreate, EventStatus
+from api.examples import examples
+from api.series import examples as series_examples
 
 # The events' own status type: a series follows the same state machine.
 SERIES_STATUS = postgresql.ENUM(EventStatus, name="event_status", create_type=False)
@@ -39,6 +41,8 @@ class SeriesCreate(EventCreate):
     """POST /series: the first occurrence, as POST /events takes an event, and the rule that
     repeats it. `registration_deadline` becomes an offset before each start."""
 
+    model_config = examples(series_examples.SERIES_CREATE)
+
     rrule: str = Field(
         description="An RFC 5545 RRULE value: FREQ DAILY, WEEKLY or MONTHLY; INTERVAL, BYDAY, "
         "BYMONTHDAY, BYSETPOS, WKST; exactly one of COUNT or UNTIL (a date or a UTC date-time, "
@@ -48,6 +52,8 @@ class SeriesCreate(EventCreate):
 
 
 class SeriesPublic(SQLModel):
+    model_config = examples(series_examples.SERIES_PUBLIC)
+
     id: uuid.UUID
     title: str = Field(description="the first occurrence's")
     rrule: str

@@ -17,6 +17,8 @@ from api.users.models import User, Viewer
 
 
 class SeriesNotFound(NotFound):
+    """No series has this id, or the caller may not see it."""
+
     code = "SERIES_NOT_FOUND"
 
 

@@ -5,9 +5,10 @@ from fastapi import APIRouter, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import SessionDep
-from api.errors import Forbidden, Unauthorized, error_responses, validation_or
+from api.errors import Forbidden, Unauthorized
 from api.events import service as event_service
 from api.events.models import Cancellation, ReviewFeedback
+from api.openapi import error_responses
 from api.series import queries as series_queries
 from api.series import service as series_service
 from api.series.dependencies import (
@@ -45,9 +46,10 @@ async def _public(session: AsyncSession, series: Series, viewer: User) -> Series
 
 @router.post(
     "",
+    summary="Propose a recurring series",
     response_model=SeriesPublic,
     status_code=status.HTTP_201_CREATED,
-    responses={**error_responses(Unauthorized, Forbidden), **validation_or(InvalidRrule)},
+    responses=error_responses(Unauthorized, Forbidden, InvalidRrule),
     openapi_extra=WRITE,
 )
 async def create_series(
@@ -61,6 +63,7 @@ async def create_series(
 
 @router.get(
     "/{series_id}",
+    summary="Get a series",
     response_model=SeriesPublic,
     responses=error_responses(series_queries.SeriesNotFound),
     openapi_extra=READ,
@@ -72,6 +75,7 @@ async def get_series(series: PublicSeriesDep) -> SeriesPublic:
 
 @router.post(
     "/{series_id}/approve",
+    summary="Approve a series",
     response_model=SeriesPublic,
     responses=REVIEW_ERRORS,
     openapi_extra=WRITE,
@@ -87,6 +91,7 @@ async def approve_series(
 
 @router.post(
     "/{series_id}/reject",
+    summary="Reject a series",
     response_model=SeriesPublic,
     responses=REVIEW_ERRORS,
     openapi_extra=WRITE,
@@ -103,6 +108,7 @@ async def reject_series(
 
 @router.post(
     "/{series_id}/submit",
+    summary="Resubmit a series",
     response_model=SeriesPublic,
     responses=TRANSITION_ERRORS,
     openapi_extra=WRITE,
@@ -117,6 +123,7 @@ async def submit_series(
 
 @router.delete(
     "/{series_id}",
+    summary="Delete a series",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=TRANSITION_ERRORS,
     openapi_extra=WRITE,
@@ -129,6 +136,7 @@ async def delete_series(series: ManagedSeriesDep, session: SessionDep) -> Respon
 
 @router.post(
     "/{series_id}/cancel",
+    summary="Cancel a series",
     response_model=SeriesPublic,
     responses=TRANSITION_ERRORS,
     openapi_extra=WRITE,

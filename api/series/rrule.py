@@ -48,7 +48,10 @@ _UTC_DATE_TIME = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 
 
 class InvalidRrule(Unprocessable):
+    """The rule is not one a series takes; `reason` says why."""
+
     code = "INVALID_RRULE"
+    example_reason = "give exactly one of COUNT and UNTIL"
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason=reason)

@@ -7,6 +7,9 @@ import sqlalchemy as sa
 from pydantic import AfterValidator, AwareDatetime
 from sqlmodel import Field, SQLModel
 
+from api.examples import examples
+from api.testing import examples as testing_examples
+
 # The moments the test clock may be set to: far enough from the edges of the calendar that
 # any date the service computes from "now" (a year ahead, ninety days back ...) still exists.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -39,6 +42,8 @@ ClockMoment = Annotated[AwareDatetime, AfterValidator(_within_range)]
 
 
 class ClockSet(SQLModel):
+    model_config = examples(testing_examples.CLOCK_SET)
+
     now: ClockMoment = Field(
         description="The moment the clock reads from now on (it runs on from there): a date-time "
         "with a UTC offset, from 2000-01-01T00:00:00Z up to 2100-01-01T00:00:00Z."
@@ -46,6 +51,8 @@ class ClockSet(SQLModel):
 
 
 class ClockState(SQLModel):
+    model_config = examples(testing_examples.CLOCK_STATE)
+
     now: datetime = Field(description="The moment set, in UTC.")
     offset_seconds: float = Field(
         description="How far the clock is ahead of the real time (negative: behind)."
@@ -53,6 +60,8 @@ class ClockState(SQLModel):
 
 
 class JobRun(SQLModel):
+    model_config = examples(testing_examples.JOB_RUN)
+
     job: str = Field(description="The job's name.")
     ran_at: datetime = Field(description="When it ran, on the service's clock.")
     count: int = Field(

@@ -4,7 +4,8 @@ ENVIRONMENT=test: elsewhere these paths answer 404 and are not in the OpenAPI do
 from fastapi import APIRouter, Response, status
 
 from api.db import SessionDep
-from api.errors import Forbidden, Unauthorized, error_responses
+from api.errors import Forbidden, Unauthorized
+from api.openapi import error_responses
 from api.testing import service as testing_service
 from api.testing.dependencies import JobDep
 from api.testing.models import ClockSet, ClockState, JobRun
@@ -15,6 +16,7 @@ router = APIRouter(prefix="/testing", tags=["testing"])
 
 @router.put(
     "/clock",
+    summary="Set the test clock",
     response_model=ClockState,
     responses=error_responses(Unauthorized, Forbidden),
 )
@@ -25,6 +27,7 @@ async def set_clock(clock_in: ClockSet, _: AdminUser, session: SessionDep) -> Cl
 
 @router.delete(
     "/clock",
+    summary="Restore real time",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(Unauthorized, Forbidden),
 )
@@ -36,6 +39,7 @@ async def reset_clock(_: AdminUser, session: SessionDep) -> Response:
 
 @router.post(
     "/jobs/{name}",
+    summary="Run a periodic job now",
     response_model=JobRun,
     responses=error_responses(Unauthorized, Forbidden, testing_service.JobNotFound),
 )

@@ -40,6 +40,8 @@ Job = Callable[[AsyncSession], Awaitable[int]]
 
 
 class JobNotFound(NotFound):
+    """No job has this name: expire_waitlist_offers or send_event_reminders."""
+
     code = "JOB_NOT_FOUND"
 
 

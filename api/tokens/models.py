@@ -18,7 +18,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from api import clock
+from api.examples import examples
 from api.pagination import Page
+from api.tokens import examples as token_examples
 
 TIMESTAMP = sa.DateTime(timezone=True)
 TOKEN_PREFIX = "em_pat_"
@@ -101,6 +103,8 @@ class ApiToken(ApiTokenBase, table=True):
 class ApiTokenCreate(ApiTokenBase):
     """POST /users/me/api-tokens. `expires_at` defaults to 365 days from now."""
 
+    model_config = examples(token_examples.TOKEN_CREATE)
+
     expires_at: Expiry = Field(
         default_factory=default_expiry,
         description="In the future and at most 365 days ahead; default 365 days from now",
@@ -109,6 +113,8 @@ class ApiTokenCreate(ApiTokenBase):
 
 class ApiTokenPublic(ApiTokenBase):
     """An API token as listed: never the token itself."""
+
+    model_config = examples(token_examples.TOKEN_PUBLIC, list_path="/api/v1/users/me/api-tokens")
 
     id: uuid.UUID
     token_prefix: str
@@ -122,5 +128,7 @@ class ApiTokenPage(Page[ApiTokenPublic]):
 
 class ApiTokenCreated(ApiTokenPublic):
     """The one answer that shows the token: keep it, it is not shown again."""
+
+    model_config = examples(token_examples.TOKEN_CREATED)
 
     token: str

@@ -5,7 +5,8 @@ import uuid
 from fastapi import APIRouter, Request, Response, status
 
 from api.db import SessionDep
-from api.errors import Unauthorized, error_responses
+from api.errors import Unauthorized
+from api.openapi import error_responses
 from api.pagination import PageParamsDep
 from api.tokens import service as token_service
 from api.tokens.models import ApiTokenCreate, ApiTokenCreated, ApiTokenPage, ApiTokenPublic
@@ -16,6 +17,7 @@ router = APIRouter(prefix="/users/me/api-tokens", tags=["api-tokens"])
 
 @router.post(
     "",
+    summary="Create an API token",
     response_model=ApiTokenCreated,
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(Unauthorized, token_service.ApiTokenLimitReached),
@@ -30,6 +32,7 @@ async def create_api_token(
 
 @router.get(
     "",
+    summary="List your API tokens",
     response_model=ApiTokenPage,
     responses=error_responses(Unauthorized),
 )
@@ -48,6 +51,7 @@ async def list_api_tokens(
 
 @router.delete(
     "/{token_id}",
+    summary="Revoke an API token",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(Unauthorized, token_service.ApiTokenNotFound),
 )

@@ -30,11 +30,16 @@ NEWEST_FIRST = (col(ApiToken.created_at).desc(), col(ApiToken.id).desc())
 
 
 class ApiTokenNotFound(NotFound):
+    """No API token of the caller has this id."""
+
     code = "API_TOKEN_NOT_FOUND"
 
 
 class ApiTokenLimitReached(Conflict):
+    """The caller holds the most API tokens allowed (50): delete one first."""
+
     code = "API_TOKEN_LIMIT_REACHED"
+    example_reason = f"A user holds at most {MAX_TOKENS_PER_USER} API tokens: delete one first"
 
 
 def _described(token: ApiToken) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from fastapi import Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from fastapi_users import BaseUserManager, UUIDIDMixin, exceptions
 from fastapi_users.jwt import decode_jwt, generate_jwt
-from fastapi_users.router.common import ErrorCode
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from fastapi_users_db_sqlalchemy.access_token import SQLAlchemyAccessTokenDatabase
 from sqlalchemy import case, or_, update
@@ -24,11 +23,11 @@ from api import clock
 from api.audit import service as audit_service
 from api.config import settings
 from api.db import SessionDep
-from api.errors import AppError
 from api.mail.service import enqueue_email
 from api.notifications.models import NotificationKind
 from api.notifications.service import notify
 from api.registrations import service as registration_service
+from api.users.errors import CurrentPasswordInvalid, LoginAccountLocked, LoginUserNotVerified
 from api.users.models import AccessToken, User, UserRole, hash_token
 from api.users.passwords import ThreadedPasswordHelper, password_helper, password_problem
 from api.users.service import (
@@ -43,18 +42,6 @@ from api.users.service import (
 
 # Locked "until unlocked" (LOCKOUT_MINUTES=0) is a date no clock reaches.
 LOCKED_INDEFINITELY = clock.now().replace(year=9999, month=12, day=31)
-
-
-class LoginAccountLocked(AppError):
-    code = "LOGIN_ACCOUNT_LOCKED"
-
-
-class LoginUserNotVerified(AppError):
-    code = ErrorCode.LOGIN_USER_NOT_VERIFIED
-
-
-class CurrentPasswordInvalid(AppError):
-    code = "CURRENT_PASSWORD_INVALID"
 
 
 class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):

@@ -16,7 +16,9 @@ from sqlmodel import Field, SQLModel
 
 from api import clock
 from api.db import shown_columns
+from api.examples import examples
 from api.pagination import Page
+from api.users import examples as user_examples
 
 TIMESTAMP = sa.DateTime(timezone=True)
 NICKNAME_PATTERN = r"^[A-Za-z0-9_-]{3,30}$"
@@ -152,8 +154,10 @@ class AccessToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=clock.current_time, sa_type=TIMESTAMP, index=True)
 
 
-class UserRead(UserBase, schemas.BaseUser[uuid.UUID]):  # type: ignore[misc]
+class UserRead(UserBase, schemas.BaseUser[uuid.UUID]):
     """A user as shown to its owner, managers and admins."""
+
+    model_config = examples(user_examples.ADA_READ, list_path="/api/v1/users")
 
     # Stored addresses were validated on the way in; re-validating them (IDNA and all) on every
     # response cost more than the rest of the serialisation.
@@ -206,12 +210,16 @@ ANNOUNCED_USER_FIELDS = frozenset(UserRead.model_fields) - {
 class UserPublic(UserBase):
     """The public profile: what any verified user may see of another."""
 
+    model_config = examples(user_examples.GRACE_PUBLIC)
+
     id: uuid.UUID
     is_professional: bool
 
 
 class UserCreate(UserProfile, schemas.CreateUpdateDictModel):
     """Sign-up body. Server-controlled fields are not part of it: sent anyway, they are ignored."""
+
+    model_config = examples(user_examples.SIGN_UP)
 
     email: EmailStr = Field(max_length=320)
     password: str = Field(max_length=128)
@@ -233,6 +241,8 @@ class UserProfileUpdate(SQLModel):
 class UserUpdate(UserProfileUpdate, schemas.CreateUpdateDictModel):
     """PATCH /users/me. `current_password` is required to change the password."""
 
+    model_config = examples(user_examples.PROFILE_EDIT, user_examples.PASSWORD_CHANGE)
+
     email: EmailStr | None = Field(default=None, max_length=320)
     password: str | None = Field(default=None, max_length=128)
     current_password: str | None = Field(default=None, max_length=128)
@@ -241,11 +251,15 @@ class UserUpdate(UserProfileUpdate, schemas.CreateUpdateDictModel):
 class UserStaffUpdate(UserProfileUpdate):
     """PATCH /users/{id} by a manager or admin: profile fields and activation."""
 
+    model_config = examples(user_examples.STAFF_EDIT, user_examples.PROFILE_EDIT)
+
     is_active: bool | None = None
 
 
 class UserAdminCreate(UserProfile, schemas.CreateUpdateDictModel):
     """POST /users by an admin: the account is created verified, with the given role."""
+
+    model_config = examples(user_examples.ADMIN_CREATE)
 
     email: EmailStr = Field(max_length=320)
     password: str = Field(max_length=128)
@@ -267,11 +281,15 @@ class UserAdminCreate(UserProfile, schemas.CreateUpdateDictModel):
 
 
 class RoleChange(SQLModel):
+    model_config = examples(user_examples.ROLE_CHANGE)
+
     role: UserRole
     reason: str | None = Field(default=None, max_length=2000)
 
 
 class ProfessionalStatusChange(SQLModel):
+    model_config = examples(user_examples.PROFESSIONAL_CHANGE)
+
     is_professional: bool
     reason: str | None = Field(default=None, max_length=2000)
 

@@ -4,17 +4,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi_users import exceptions
-from fastapi_users.router.common import ErrorCode
 
 from api.db import SessionDep
-from api.errors import AppError, Forbidden, error_responses
+from api.errors import Forbidden, Unauthorized
+from api.openapi import error_responses
 from api.pagination import PageParamsDep
 from api.tokens.dependencies import token_scope
 from api.tokens.models import Scope
 from api.users import service as user_service
 from api.users.auth import AdminUser, CurrentAccount, CurrentUser, ManagerUser, VerifiedUser
 from api.users.dependencies import UserDep, UserManagerDep
-from api.users.manager import CurrentPasswordInvalid
+from api.users.errors import (
+    CurrentPasswordInvalid,
+    RegisterInvalidPassword,
+    RegisterUserAlreadyExists,
+    UpdateUserEmailAlreadyExists,
+    UpdateUserInvalidPassword,
+)
 from api.users.models import (
     ProfessionalStatusChange,
     RoleChange,
@@ -32,19 +38,15 @@ from api.users.models import (
 router = APIRouter(prefix="/users", tags=["users"])
 profiles_router = APIRouter(prefix="/profiles", tags=["users"])
 
-UNAUTHORIZED = (status.HTTP_401_UNAUTHORIZED, "Missing, expired or revoked token")
-FORBIDDEN = (Forbidden.status_code, "FORBIDDEN: the caller's role may not do this")
-EMAIL_TAKEN = (status.HTTP_400_BAD_REQUEST, ErrorCode.UPDATE_USER_EMAIL_ALREADY_EXISTS)
-REGISTER_ERRORS = (
-    status.HTTP_400_BAD_REQUEST,
-    "REGISTER_USER_ALREADY_EXISTS, REGISTER_INVALID_PASSWORD",
-)
+# Who may not call a route at all: no token, or a role that may not (an unverified user too).
+ACCESS_ERRORS = (Unauthorized, Forbidden)
 
 
 @router.get(
     "/me",
+    summary="Get your account",
     response_model=UserRead,
-    responses=error_responses(UNAUTHORIZED),
+    responses=error_responses(Unauthorized),
     openapi_extra=token_scope(Scope.USERS_READ),
 )
 async def get_my_account(account: CurrentAccount) -> UserRead:
@@ -54,9 +56,14 @@ async def get_my_account(account: CurrentAccount) -> UserRead:
 
 @router.patch(
     "/me",
+    summary="Update your account",
     response_model=UserRead,
     responses=error_responses(
-        UNAUTHORIZED, EMAIL_TAKEN, CurrentPasswordInvalid, user_service.NicknameTaken
+        Unauthorized,
+        UpdateUserEmailAlreadyExists,
+        UpdateUserInvalidPassword,
+        CurrentPasswordInvalid,
+        user_service.NicknameTaken,
     ),
 )
 async def update_my_account(
@@ -66,16 +73,17 @@ async def update_my_account(
     try:
         updated = await user_manager.update(user_in, user, safe=True, request=request)
     except exceptions.UserAlreadyExists as e:
-        raise AppError(ErrorCode.UPDATE_USER_EMAIL_ALREADY_EXISTS) from e
+        raise UpdateUserEmailAlreadyExists() from e
     except exceptions.InvalidPasswordException as e:
-        raise AppError(ErrorCode.UPDATE_USER_INVALID_PASSWORD, reason=str(e.reason)) from e
+        raise UpdateUserInvalidPassword(reason=str(e.reason)) from e
     return UserRead.model_validate(updated)
 
 
 @router.delete(
     "/me",
+    summary="Delete your account",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(UNAUTHORIZED, user_service.LastAdmin),
+    responses=error_responses(Unauthorized, user_service.LastAdmin),
 )
 async def delete_my_account(
     user: CurrentUser, user_manager: UserManagerDep, request: Request
@@ -87,8 +95,9 @@ async def delete_my_account(
 
 @router.get(
     "",
+    summary="List users",
     response_model=UserPage,
-    responses=error_responses(UNAUTHORIZED, FORBIDDEN),
+    responses=error_responses(*ACCESS_ERRORS),
     openapi_extra=token_scope(Scope.USERS_READ),
 )
 async def list_users(
@@ -123,9 +132,10 @@ async def list_users(
 
 @router.post(
     "",
+    summary="Create a user",
     response_model=UserRead,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(UNAUTHORIZED, FORBIDDEN, REGISTER_ERRORS),
+    responses=error_responses(*ACCESS_ERRORS, RegisterUserAlreadyExists, RegisterInvalidPassword),
 )
 async def create_user(
     user_in: UserAdminCreate, _: AdminUser, user_manager: UserManagerDep, request: Request
@@ -134,16 +144,17 @@ async def create_user(
     try:
         user = await user_manager.create(user_in, safe=False, request=request)
     except exceptions.UserAlreadyExists as e:
-        raise AppError(ErrorCode.REGISTER_USER_ALREADY_EXISTS) from e
+        raise RegisterUserAlreadyExists() from e
     except exceptions.InvalidPasswordException as e:
-        raise AppError(ErrorCode.REGISTER_INVALID_PASSWORD, reason=str(e.reason)) from e
+        raise RegisterInvalidPassword(reason=str(e.reason)) from e
     return UserRead.model_validate(user)
 
 
 @router.get(
     "/{user_id}",
+    summary="Get a user",
     response_model=UserRead,
-    responses=error_responses(UNAUTHORIZED, FORBIDDEN, user_service.UserNotFound),
+    responses=error_responses(*ACCESS_ERRORS, user_service.UserNotFound),
     openapi_extra=token_scope(Scope.USERS_READ),
 )
 async def get_user(_: ManagerUser, user: UserDep) -> UserRead:
@@ -153,10 +164,10 @@ async def get_user(_: ManagerUser, user: UserDep) -> UserRead:
 
 @router.patch(
     "/{user_id}",
+    summary="Update a user",
     response_model=UserRead,
     responses=error_responses(
-        UNAUTHORIZED,
-        FORBIDDEN,
+        *ACCESS_ERRORS,
         user_service.UserNotFound,
         user_service.NicknameTaken,
         user_service.LastAdmin,
@@ -179,10 +190,9 @@ async def update_user(
 
 @router.delete(
     "/{user_id}",
+    summary="Delete a user",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(
-        UNAUTHORIZED, FORBIDDEN, user_service.UserNotFound, user_service.LastAdmin
-    ),
+    responses=error_responses(*ACCESS_ERRORS, user_service.UserNotFound, user_service.LastAdmin),
 )
 async def delete_user(
     actor: AdminUser,
@@ -199,9 +209,13 @@ async def delete_user(
 
 @router.put(
     "/{user_id}/role",
+    summary="Change a user's role",
     response_model=UserRead,
     responses=error_responses(
-        UNAUTHORIZED, FORBIDDEN, user_service.UserNotFound, user_service.LastAdmin
+        *ACCESS_ERRORS,
+        user_service.CannotChangeOwnRole,
+        user_service.UserNotFound,
+        user_service.LastAdmin,
     ),
 )
 async def set_user_role(
@@ -216,8 +230,9 @@ async def set_user_role(
 
 @router.put(
     "/{user_id}/professional",
+    summary="Set a user's professional status",
     response_model=UserRead,
-    responses=error_responses(UNAUTHORIZED, FORBIDDEN, user_service.UserNotFound),
+    responses=error_responses(*ACCESS_ERRORS, user_service.UserNotFound),
 )
 async def set_professional_status(
     change: ProfessionalStatusChange, actor: ManagerUser, user: UserDep, session: SessionDep
@@ -235,8 +250,9 @@ async def set_professional_status(
 
 @router.post(
     "/{user_id}/unlock",
+    summary="Unlock a user",
     response_model=UserRead,
-    responses=error_responses(UNAUTHORIZED, FORBIDDEN, user_service.UserNotFound),
+    responses=error_responses(*ACCESS_ERRORS, user_service.UserNotFound),
 )
 async def unlock_user(actor: ManagerUser, user: UserDep, session: SessionDep) -> UserRead:
     """Lift a login lockout and reset the failure count (managers and admins); audited."""
@@ -246,8 +262,9 @@ async def unlock_user(actor: ManagerUser, user: UserDep, session: SessionDep) ->
 
 @profiles_router.get(
     "/{nickname}",
+    summary="Get a public profile",
     response_model=UserPublic,
-    responses=error_responses(UNAUTHORIZED, FORBIDDEN, user_service.UserNotFound),
+    responses=error_responses(*ACCESS_ERRORS, user_service.UserNotFound),
     openapi_extra=token_scope(Scope.USERS_READ),
 )
 async def get_profile(nickname: str, _: VerifiedUser, session: SessionDep) -> UserPublic:

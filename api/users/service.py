@@ -40,15 +40,29 @@ SORTS = {
 
 
 class LastAdmin(Conflict):
+    """The last active admin cannot be demoted, deactivated or deleted."""
+
     code = "LAST_ADMIN"
+    example_reason = "The last admin cannot be demoted, deactivated or deleted"
 
 
 class UserNotFound(NotFound):
+    """No user has this id (or nickname)."""
+
     code = "USER_NOT_FOUND"
 
 
 class NicknameTaken(Conflict):
+    """Another user has this nickname (nicknames compare case-insensitively)."""
+
     code = "NICKNAME_TAKEN"
+
+
+class CannotChangeOwnRole(Forbidden):
+    """An admin cannot change their own role: another admin must."""
+
+    code = "CANNOT_CHANGE_OWN_ROLE"
+    example_reason = "Admins cannot change their own role"
 
 
 def _constraint_name(error: IntegrityError) -> str | None:
@@ -199,7 +213,7 @@ async def set_user_role(
     session: AsyncSession, *, actor: User, user: User, role: UserRole, reason: str | None
 ) -> User:
     if user.id == actor.id:
-        raise Forbidden("CANNOT_CHANGE_OWN_ROLE", reason="Admins cannot change their own role")
+        raise CannotChangeOwnRole(reason="Admins cannot change their own role")
     if user.role is role:
         return user
     await ensure_not_last_admin(session, user, becoming=role)

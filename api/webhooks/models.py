@@ -19,8 +19,10 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
 from api import clock
+from api.examples import WEBHOOK_ID, examples
 from api.outbox.models import DomainEventType
 from api.pagination import Page
+from api.webhooks import examples as webhook_examples
 
 TIMESTAMP = sa.DateTime(timezone=True)
 SECRET_PREFIX = "whsec_"
@@ -121,9 +123,13 @@ class Webhook(WebhookBase, table=True):
 class WebhookCreate(WebhookBase):
     """POST /webhooks."""
 
+    model_config = examples(webhook_examples.WEBHOOK_CREATE)
+
 
 class WebhookUpdate(SQLModel):
     """PATCH /webhooks/{id}: the fields given change; `is_active: true` re-enables it."""
+
+    model_config = examples(webhook_examples.WEBHOOK_UPDATE)
 
     url: WebhookUrl | None = None
     description: str | None = Field(default=None, max_length=500)
@@ -133,6 +139,8 @@ class WebhookUpdate(SQLModel):
 
 class WebhookPublic(WebhookBase):
     """A webhook as the API shows it: never its secret."""
+
+    model_config = examples(webhook_examples.WEBHOOK, list_path="/api/v1/webhooks")
 
     id: uuid.UUID
     owner_id: uuid.UUID
@@ -149,6 +157,8 @@ class WebhookPage(Page[WebhookPublic]):
 
 class WebhookWithSecret(WebhookPublic):
     """The answers that show the (new) secret: keep it, it is not shown again."""
+
+    model_config = examples(webhook_examples.WEBHOOK_WITH_SECRET)
 
     secret: str
 
@@ -194,6 +204,10 @@ class WebhookDelivery(WebhookDeliveryBase, table=True):
 
 
 class WebhookDeliveryPublic(WebhookDeliveryBase):
+    model_config = examples(
+        webhook_examples.DELIVERY, list_path=f"/api/v1/webhooks/{WEBHOOK_ID}/deliveries"
+    )
+
     id: uuid.UUID
     attempts: list[DeliveryAttempt]
 

@@ -6,7 +6,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from api.db import SessionDep
-from api.errors import Forbidden, Unauthorized, error_responses, validation_or
+from api.errors import Forbidden, Unauthorized
+from api.openapi import error_responses
 from api.outbox.models import DomainEventType
 from api.pagination import PageParamsDep
 from api.tokens.dependencies import token_scope
@@ -29,8 +30,6 @@ from api.webhooks.ssrf import WebhookUrlNotAllowed
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
-# The URL check's 422 comes beside FastAPI's validation 422: either body may answer.
-URL_NOT_ALLOWED = validation_or(WebhookUrlNotAllowed)
 READ = token_scope(Scope.WEBHOOKS_READ)
 WRITE = token_scope(Scope.WEBHOOKS_WRITE)
 ACCESS = (Unauthorized, Forbidden, webhook_service.WebhookNotFound)
@@ -42,12 +41,12 @@ def _public(webhook: Webhook) -> WebhookPublic:
 
 @router.post(
     "",
+    summary="Create a webhook",
     response_model=WebhookWithSecret,
     status_code=status.HTTP_201_CREATED,
-    responses={
-        **error_responses(Unauthorized, Forbidden, webhook_service.WebhookLimitReached),
-        **URL_NOT_ALLOWED,
-    },
+    responses=error_responses(
+        Unauthorized, Forbidden, webhook_service.WebhookLimitReached, WebhookUrlNotAllowed
+    ),
     openapi_extra=WRITE,
 )
 async def create_webhook(
@@ -63,6 +62,7 @@ async def create_webhook(
 
 @router.get(
     "",
+    summary="List webhooks",
     response_model=WebhookPage,
     responses=error_responses(Unauthorized, Forbidden),
     openapi_extra=READ,
@@ -86,18 +86,22 @@ async def list_webhooks(
 
 @router.get(
     "/{webhook_id}",
+    summary="Get a webhook",
     response_model=WebhookPublic,
     responses=error_responses(*ACCESS),
     openapi_extra=READ,
 )
 async def get_webhook(webhook: WebhookDep) -> WebhookPublic:
+    """One webhook (its owner, or an admin): subscriptions, state and failures, never the
+    secret. Another manager's webhook is not found."""
     return _public(webhook)
 
 
 @router.patch(
     "/{webhook_id}",
+    summary="Update a webhook",
     response_model=WebhookPublic,
-    responses={**error_responses(*ACCESS), **URL_NOT_ALLOWED},
+    responses=error_responses(*ACCESS, WebhookUrlNotAllowed),
     openapi_extra=WRITE,
 )
 async def update_webhook(
@@ -112,17 +116,21 @@ async def update_webhook(
 
 @router.delete(
     "/{webhook_id}",
+    summary="Delete a webhook",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(*ACCESS),
     openapi_extra=WRITE,
 )
 async def delete_webhook(webhook: WebhookDep, actor: ManagerUser, session: SessionDep) -> Response:
+    """Delete a webhook and its deliveries (its owner, or an admin); audited. Nothing more is
+    sent to it."""
     await webhook_service.delete_webhook(session, actor=actor, webhook=webhook)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(
     "/{webhook_id}/rotate-secret",
+    summary="Rotate a webhook's signing secret",
     response_model=WebhookWithSecret,
     responses=error_responses(*ACCESS),
     openapi_extra=WRITE,
@@ -137,6 +145,7 @@ async def rotate_webhook_secret(
 
 @router.post(
     "/{webhook_id}/test",
+    summary="Send a test event",
     response_model=WebhookDeliveryPublic,
     status_code=status.HTTP_202_ACCEPTED,
     responses=error_responses(*ACCESS),
@@ -150,6 +159,7 @@ async def send_webhook_test(webhook: WebhookDep, session: SessionDep) -> Webhook
 
 @router.get(
     "/{webhook_id}/deliveries",
+    summary="List a webhook's deliveries",
     response_model=WebhookDeliveryPage,
     responses=error_responses(*ACCESS),
     openapi_extra=READ,
@@ -176,16 +186,19 @@ async def list_webhook_deliveries(
 
 @router.get(
     "/{webhook_id}/deliveries/{delivery_id}",
+    summary="Get a delivery",
     response_model=WebhookDeliveryPublic,
     responses=error_responses(*ACCESS, webhook_service.DeliveryNotFound),
     openapi_extra=READ,
 )
 async def get_webhook_delivery(delivery: DeliveryDep) -> WebhookDeliveryPublic:
+    """One delivery of the webhook: the payload as sent, and every attempt with its answer."""
     return WebhookDeliveryPublic.model_validate(delivery)
 
 
 @router.post(
     "/{webhook_id}/deliveries/{delivery_id}/replay",
+    summary="Replay a delivery",
     response_model=WebhookDeliveryPublic,
     status_code=status.HTTP_202_ACCEPTED,
     responses=error_responses(

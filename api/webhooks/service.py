@@ -41,19 +41,29 @@ _USER = sa.table("user", sa.column("id"))
 
 
 class WebhookNotFound(NotFound):
+    """No webhook the caller may manage has this id (another manager's too)."""
+
     code = "WEBHOOK_NOT_FOUND"
 
 
 class DeliveryNotFound(NotFound):
+    """The webhook has no delivery with this id."""
+
     code = "DELIVERY_NOT_FOUND"
 
 
 class WebhookLimitReached(Conflict):
+    """The owner holds the most webhooks allowed (20): delete one first."""
+
     code = "WEBHOOK_LIMIT_REACHED"
+    example_reason = f"An owner holds at most {MAX_WEBHOOKS_PER_OWNER} webhooks: delete one first"
 
 
 class DeliveryPending(Conflict):
+    """The delivery is still being tried: replay it once it has succeeded or failed."""
+
     code = "DELIVERY_PENDING"
+    example_reason = "The delivery is still being tried"
 
 
 def described(webhook: Webhook) -> dict[str, Any]:

@@ -26,8 +26,12 @@ DOCUMENTATION = tuple(
 
 
 class WebhookUrlNotAllowed(AppError):
+    """The URL is refused: not https, its host does not resolve, or it resolves to an
+    address that is not public."""
+
     status_code = 422
     code = "WEBHOOK_URL_NOT_ALLOWED"
+    example_reason = "The host hooks.internal.example resolves to 10.20.0.7, a private address"
 
 
 async def _system_resolve(host: str, port: int) -> list[str]:

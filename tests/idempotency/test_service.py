@@ -135,12 +135,15 @@ class TestOpenAPI:
         assert (
             conflict["description"] == "ALREADY_REGISTERED, EVENT_NOT_OPEN, IDEMPOTENCY_KEY_IN_USE"
         )
-        assert conflict["headers"]["Retry-After"] == {"schema": {"type": "integer"}}
+        assert conflict["headers"]["Retry-After"]["schema"] == {"type": "integer"}
         assert set(conflict["content"]["application/json"]["examples"]) == {
-            "IDEMPOTENCY_KEY_IN_USE"
+            "ALREADY_REGISTERED",
+            "EVENT_NOT_OPEN",
+            "IDEMPOTENCY_KEY_IN_USE",
         }
         invalid = operation["responses"]["422"]
         assert set(invalid["content"]["application/json"]["examples"]) == {
+            "validation_error",
             "IDEMPOTENCY_KEY_REUSED",
             "IDEMPOTENCY_KEY_INVALID",
         }
