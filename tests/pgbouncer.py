@@ -67,8 +67,13 @@ class PgBouncer:
         return self.log_path.read_text(errors="replace")
 
 
-def _unprivileged_user() -> str:
-    """PgBouncer refuses to run as root: the user it switches to."""
+def _unprivileged_user(server: TestDatabaseServer) -> str:
+    """PgBouncer refuses to run as root: the user it switches to. In front of the embedded
+    server that is the owner of its data directory, which holds the unix socket and lets no one
+    else in (pgserver runs PostgreSQL as its own user when we are root)."""
+    socket_directory = server.admin_url.query.get("host")
+    if socket_directory:
+        return pwd.getpwuid(os.stat(str(socket_directory)).st_uid).pw_name
     try:
         pwd.getpwnam("postgres")
     except KeyError:
@@ -115,7 +120,7 @@ def run_pgbouncer(server: TestDatabaseServer) -> Iterator[PgBouncer]:
         for path in (userlist, config):
             os.chmod(path, 0o644)
         log_path = directory / "pgbouncer.log"
-        as_user = ["-u", _unprivileged_user()] if os.geteuid() == 0 else []
+        as_user = ["-u", _unprivileged_user(server)] if os.geteuid() == 0 else []
         with log_path.open("wb") as log:
             # In the foreground, PgBouncer logs to stderr: into the file this process opened.
             process = subprocess.Popen(
