@@ -8,14 +8,13 @@ from typing import Literal
 
 import structlog
 from fastapi import Depends, FastAPI, status
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import docs, embedded, lifecycle, metrics, ratelimit
+from api import cors, docs, embedded, lifecycle, metrics, ratelimit
 from api.admin import router as admin_router
 from api.audit import router as audit_router
 from api.config import settings
@@ -30,8 +29,6 @@ from api.events import router as events_router
 from api.exports import router as exports_router
 from api.feeds import router as feeds_router
 from api.idempotency.middleware import (
-    KEY_HEADER_NAME,
-    REPLAYED_HEADER_NAME,
     IdempotencyMiddleware,
     document_idempotency,
 )
@@ -59,25 +56,6 @@ log = structlog.get_logger(__name__)
 
 API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 1024 * 1024
-
-# CORS (CORS_ORIGINS): what a page of an allowed origin may send, and which of the answer's
-# headers its scripts may read beyond the CORS-safelisted ones.
-CORS_METHODS = ["DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"]
-CORS_REQUEST_HEADERS = [
-    "Authorization",
-    "Content-Type",
-    KEY_HEADER_NAME,
-    "If-Match",
-    "If-None-Match",
-    "X-Request-ID",
-]
-CORS_EXPOSED_HEADERS = [
-    "ETag",
-    "X-Request-ID",
-    "Retry-After",
-    REPLAYED_HEADER_NAME,
-]
-
 
 class ServiceStatus(BaseModel):
     """What the probes answer: ok, or (/ready only) unavailable when the database does not
@@ -252,8 +230,11 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
         """Readiness: 200 when the database answers within 3 s; 503 when it does not, or while
         the process drains before it stops (SIGTERM)."""
         if lifecycle.draining:
+            # Another replica answers a retry: the balancer takes this one out.
             return JSONResponse(
-                {"status": "draining"}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
+                {"status": "draining"},
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
         try:
             async with asyncio.timeout(3), get_engine().connect() as connection:
@@ -270,13 +251,7 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
         # Outside the idempotency replays (a stored answer never carries the grant of the origin
         # that first asked) and the error middlewares (a page reads its 413 or 503 too); inside
         # observability, so that preflights are logged and carry a request id too.
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=CORS_METHODS,
-            allow_headers=CORS_REQUEST_HEADERS,
-            expose_headers=CORS_EXPOSED_HEADERS,
-        )
+        cors.add_cors(app, settings.cors_origins)
     # Outermost (added last): every answer carries the request id, and is logged and counted.
     app.add_middleware(ObservabilityMiddleware, http_metrics=metrics.install(app))
     check_operation_ids(app)

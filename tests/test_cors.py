@@ -76,7 +76,11 @@ class TestPreflight:
         response = await browser_client.options("/api/v1/events", headers=preflight(OTHER))
 
         assert response.status_code == 400
+        assert response.json() == {
+            "detail": {"code": "CORS_PREFLIGHT_REFUSED", "reason": "Not allowed: origin"}
+        }
         assert "Access-Control-Allow-Origin" not in response.headers
+        assert response.headers["X-Request-ID"]
 
     async def test_a_header_not_allowed_gets_no_grant(self, browser_client):
         headers = {**preflight(ALLOWED), "Access-Control-Request-Headers": "x-custom"}
@@ -84,6 +88,9 @@ class TestPreflight:
         response = await browser_client.options("/api/v1/events", headers=headers)
 
         assert response.status_code == 400
+        assert response.json() == {
+            "detail": {"code": "CORS_PREFLIGHT_REFUSED", "reason": "Not allowed: headers"}
+        }
 
 
 class TestSimpleRequest:

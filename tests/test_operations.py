@@ -34,6 +34,7 @@ async def test_ready_answers_503_while_draining_and_health_stays_200(
     monkeypatch.setattr(lifecycle, "draining", True)
     ready = await client.get("/ready")
     assert (ready.status_code, ready.json()) == (503, {"status": "draining"})
+    assert ready.headers["retry-after"] == "5"
     health = await client.get("/health")
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
     events = await client.get("/api/v1/events")
