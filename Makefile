@@ -97,13 +97,15 @@ create-admin: install ## Create an admin: make create-admin EMAIL=... (asks for 
 
 # The Python client, generated from the OpenAPI document by openapi-python-client (settings in
 # clients/openapi-python-client.yaml). uv runs the generator in a tool environment of its own: it
-# pins an older typer than ours, so it cannot be a dev dependency. Any generator warning fails.
+# pins an older typer than ours, so it cannot be a dev dependency. That environment is pinned
+# whole by clients/generator-constraints.txt. Any generator warning fails.
 OPENAPI_DOCUMENT ?= clients/openapi.json
 CLIENT_DIR ?= clients/python
 OPENAPI_PYTHON_CLIENT := openapi-python-client==0.29.1
 client: install ## Generate the Python client into clients/python/ (package event_manager_client)
 	$(UV_RUN) event-manager openapi --output '$(OPENAPI_DOCUMENT)'
-	$(UV) tool run --from $(OPENAPI_PYTHON_CLIENT) openapi-python-client generate \
+	$(UV) tool run --from $(OPENAPI_PYTHON_CLIENT) --constraints clients/generator-constraints.txt \
+		openapi-python-client generate \
 		--path '$(OPENAPI_DOCUMENT)' --config clients/openapi-python-client.yaml --meta uv \
 		--output-path '$(CLIENT_DIR)' --overwrite --fail-on-warning
 

@@ -258,3 +258,19 @@ def test_whole_flow_through_the_generated_client(
     # Logging out revokes the token.
     assert op("auth", "auth_logout").sync_detailed(client=attendee).status_code == 204
     assert op("users", "get_my_account").sync_detailed(client=attendee).status_code == 401
+
+
+def test_the_generator_environment_is_pinned_whole() -> None:
+    """`make client` runs the generator release the Makefile names, with every package of its
+    tool environment pinned by clients/generator-constraints.txt."""
+    makefile = (ROOT / "Makefile").read_text()
+    generator = re.search(r"^OPENAPI_PYTHON_CLIENT := (\S+)$", makefile, re.MULTILINE)
+    assert generator is not None
+    pins = [
+        line
+        for line in (ROOT / "clients" / "generator-constraints.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert generator.group(1) in pins
+    assert all(re.fullmatch(r"[a-z0-9-]+==[0-9][0-9a-z.]*", pin) for pin in pins), pins
+    assert "--constraints clients/generator-constraints.txt" in makefile
