@@ -17,13 +17,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from faker import Faker
-from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import SQLModel, col
 
 import api.models  # noqa: F401 - every table: the foreign keys of those seeded resolve (event.series_id)
 from api import clock
 from api.db import create_engine
+from api.demo.accounts import (
+    ADMIN_EMAIL,
+    DEMO_PASSWORD,
+    EMAIL_DOMAIN,
+    demo_admin,
+    insert_rows,
+    people_rows,
+)
 from api.demo.lines import registration_line
 from api.demo.texts import (
     CANCELLATION_REASONS,
@@ -33,7 +39,6 @@ from api.demo.texts import (
     TIMEZONES,
     TYPE_TAGS,
     Pools,
-    slug,
     title,
 )
 from api.events.models import Event, EventStatus, EventType
@@ -42,10 +47,6 @@ from api.registrations.models import Registration, RegistrationStatus
 from api.users.models import User, UserRole
 from api.users.passwords import password_helper
 
-DEMO_PASSWORD = "demo-password-123"
-ADMIN_EMAIL = "admin@demo.example"
-EMAIL_DOMAIN = "demo.example"
-BATCH_SIZE = 5_000
 # Events are generated, and written with their registrations, this many at a time.
 EVENT_CHUNK = 2_000
 HORIZON_DAYS = 60
@@ -74,117 +75,6 @@ class SeedSummary:
     events: dict[EventStatus, int] = field(default_factory=dict)
     registrations: dict[RegistrationStatus, int] = field(default_factory=dict)
     password: str = DEMO_PASSWORD
-
-
-async def _insert(
-    session: AsyncSession, model: type[SQLModel], rows: Sequence[dict[str, Any]]
-) -> None:
-    # render_nulls: every row in one executemany, rather than one per pattern of NULL columns.
-    statement = insert(model).execution_options(render_nulls=True)
-    for start in range(0, len(rows), BATCH_SIZE):
-        await session.execute(statement, rows[start : start + BATCH_SIZE])
-
-
-def _people(
-    rng: random.Random,
-    pools: Pools,
-    *,
-    role: UserRole,
-    count: int,
-    first_number: int,
-    run: str,
-    hashed_password: str,
-    now: datetime,
-) -> list[dict[str, Any]]:
-    rows = []
-    for number in range(first_number, first_number + count):
-        first, last = rng.choice(pools.first_names), rng.choice(pools.last_names)
-        handle = f"{slug(first)}.{slug(last)}"
-        suffix = f"{run}{number}"
-        created_at = now - timedelta(days=rng.uniform(1, 365))
-        professional = role is UserRole.MANAGER or rng.random() < 0.3
-        bio = (
-            f"{rng.choice(pools.jobs)} at {rng.choice(pools.companies)}."
-            if professional
-            else rng.choice(
-                (
-                    f"Student in {rng.choice(pools.cities)}.",
-                    f"Aspiring {rng.choice(pools.jobs).lower()}.",
-                    f"Career changer, formerly {rng.choice(pools.jobs).lower()}.",
-                    None,
-                )
-            )
-        )
-        rows.append(
-            {
-                "id": uuid.uuid4(),
-                "email": f"{handle}.{suffix}@{EMAIL_DOMAIN}",
-                "hashed_password": hashed_password,
-                "nickname": f"{slug(first)[:12]}_{suffix}",
-                "first_name": first,
-                "last_name": last,
-                "bio": bio,
-                "profile_picture_url": None,
-                "linkedin_profile_url": (
-                    f"https://www.linkedin.com/in/{slug(first)}-{slug(last)}-{suffix}"
-                    if rng.random() < 0.5
-                    else None
-                ),
-                "github_profile_url": (
-                    f"https://github.com/{(slug(first) + slug(last))[:30]}{number}"
-                    if rng.random() < 0.3
-                    else None
-                ),
-                "role": role,
-                "is_active": True,
-                "is_superuser": False,
-                "is_verified": True,
-                "is_professional": professional,
-                "professional_status_updated_at": created_at if professional else None,
-                "last_login_at": (
-                    created_at + (now - created_at) * rng.random() if rng.random() < 0.7 else None
-                ),
-                "failed_login_count": 0,
-                "locked_until": None,
-                "reset_mail_window_start": None,
-                "reset_mail_count": 0,
-                "created_at": created_at,
-                "updated_at": created_at,
-            }
-        )
-    return rows
-
-
-async def _admin(
-    session: AsyncSession, *, run: str, hashed_password: str, now: datetime
-) -> tuple[uuid.UUID, bool]:
-    """The demo admin's id, created unless an account with its email exists."""
-    existing = await session.scalar(
-        select(col(User.id)).where(func.lower(col(User.email)) == ADMIN_EMAIL)
-    )
-    if existing is not None:
-        return existing, False
-    admin_id = uuid.uuid4()
-    row = {
-        "id": admin_id,
-        "email": ADMIN_EMAIL,
-        "hashed_password": hashed_password,
-        "nickname": f"demo_admin_{run}",
-        "first_name": "Demo",
-        "last_name": "Admin",
-        "bio": "Runs this demo.",
-        "role": UserRole.ADMIN,
-        "is_active": True,
-        "is_superuser": True,
-        "is_verified": True,
-        "is_professional": False,
-        "failed_login_count": 0,
-        "reset_mail_count": 0,
-        "created_at": now,
-        "updated_at": now,
-    }
-    await _insert(session, User, [row])
-    return admin_id, True
 
 
 def _events(
@@ -347,7 +237,7 @@ async def seed(
     # One hash for every account: hashing is deliberately slow.
     hashed = await password_helper.hash_async(DEMO_PASSWORD)
     pools = Pools.draw(fake)
-    people = _people(
+    people = people_rows(
         rng,
         pools,
         role=UserRole.AUTHENTICATED,
@@ -357,7 +247,7 @@ async def seed(
         hashed_password=hashed,
         now=now,
     )
-    staff = _people(
+    staff = people_rows(
         rng,
         pools,
         role=UserRole.MANAGER,
@@ -367,8 +257,8 @@ async def seed(
         hashed_password=hashed,
         now=now,
     )
-    admin_id, admin_created = await _admin(session, run=run, hashed_password=hashed, now=now)
-    await _insert(session, User, people + staff)
+    admin_id, admin_created = await demo_admin(session, run=run, hashed_password=hashed, now=now)
+    await insert_rows(session, User, people + staff)
     if on_progress is not None:
         on_progress(0)
 
@@ -401,10 +291,10 @@ async def seed(
             per_event=per_event,
             now=now,
         )
-        await _insert(session, Event, event_rows)
+        await insert_rows(session, Event, event_rows)
         # In arrival order: the identity column numbers each line first come, first served.
         registration_rows.sort(key=lambda r: r["created_at"])
-        await _insert(session, Registration, registration_rows)
+        await insert_rows(session, Registration, registration_rows)
         event_counts.update(r["status"] for r in event_rows)
         registration_counts.update(r["status"] for r in registration_rows)
         if on_progress is not None:
