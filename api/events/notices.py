@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from api.config import settings
+from api.events.calendar import event_url
 from api.events.models import Event, EventPublic
 from api.notifications.models import NotificationKind
 from api.notifications.service import announce
@@ -30,7 +30,7 @@ def event_summary(event: Event) -> dict[str, Any]:
         "when": f"{starts:%a %d %b %Y, %H:%M} to {ends.strftime(end_format)} ({event.timezone})",
         "where": event.location or event.online_url,
         "timezone": event.timezone,
-        "url": f"{settings.PUBLIC_BASE_URL.rstrip('/')}/api/v1/events/{event.id}",
+        "url": event_url(event),
     }
 
 
