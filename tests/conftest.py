@@ -114,6 +114,20 @@ def mailbox_server() -> Iterator[Mailbox]:
         yield box
 
 
+@pytest.fixture(scope="module")
+def smtp_port() -> int:
+    """The SMTP port of this module's own service processes (process_mailbox listens on it)."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def process_mailbox(smtp_port: int) -> Iterator[Mailbox]:
+    """What this module's own service processes mail, received on smtp_port."""
+    box = Mailbox()
+    with smtp_server(box, smtp_port):
+        yield box
+
+
 @pytest.fixture
 def mailbox(mailbox_server: Mailbox) -> Iterator[Mailbox]:
     mailbox_server.clear()

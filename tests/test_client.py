@@ -28,9 +28,7 @@ from tests.support import (
     Mailbox,
     ServerProcess,
     TestDatabaseServer,
-    free_port,
     run_server,
-    smtp_server,
 )
 
 PACKAGE = "event_manager_client"
@@ -94,18 +92,6 @@ def generated(generation: Generation) -> Iterator[Generated]:
 
 
 @pytest.fixture(scope="module")
-def smtp_port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def mailbox(smtp_port: int) -> Iterator[Mailbox]:
-    box = Mailbox()
-    with smtp_server(box, smtp_port):
-        yield box
-
-
-@pytest.fixture(scope="module")
 def server(db_server: TestDatabaseServer, smtp_port: int) -> Iterator[ServerProcess]:
     env = {
         "RUN_WORKER_IN_PROCESS": "true",
@@ -139,7 +125,7 @@ def verification_token(mailbox: Mailbox, email: str) -> str:
 
 
 def test_whole_flow_through_the_generated_client(
-    generated: Generated, server: ServerProcess, mailbox: Mailbox
+    generated: Generated, server: ServerProcess, process_mailbox: Mailbox
 ) -> None:
     m, op, c = generated.models, generated.operation, generated.client
     anonymous = c.Client(base_url=server.base_url, raise_on_unexpected_status=True)
@@ -163,7 +149,7 @@ def test_whole_flow_through_the_generated_client(
             False,
             m.UserRole.ANONYMOUS,
         )
-        token = verification_token(mailbox, email)
+        token = verification_token(process_mailbox, email)
         verified = op("auth", "auth_verify").sync(client=anonymous, body=m.BodyAuthVerify(token))
         assert isinstance(verified, m.UserRead), verified
         assert (verified.id, verified.is_verified, verified.role) == (

@@ -22,7 +22,6 @@ from tests.support import (
     Mailbox,
     ServerProcess,
     TestDatabaseServer,
-    free_port,
     run_server,
     smtp_server,
 )
@@ -30,11 +29,6 @@ from tests.support import (
 pytestmark = pytest.mark.security("REL-3")
 
 ACCOUNTS = 4
-
-
-@pytest.fixture(scope="module")
-def smtp_port() -> int:
-    return free_port()
 
 
 @pytest.fixture(scope="module")

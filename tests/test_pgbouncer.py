@@ -39,7 +39,7 @@ from tests.events.test_concurrency import (
 from tests.factories import DEFAULT_PASSWORD, create_event, create_user, token_headers
 from tests.leaks import LeakScanner
 from tests.pgbouncer import POOL_SIZE, PgBouncer, run_pgbouncer
-from tests.support import Mailbox, TestDatabaseServer, free_port, report_figure, smtp_server
+from tests.support import Mailbox, TestDatabaseServer, free_port, report_figure
 from tests.test_shutdown import output, start, wait_for_health
 from tests.users.test_auth import link_token
 
@@ -265,15 +265,14 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 async def deployment(
-    db_server: TestDatabaseServer, pgbouncer: PgBouncer
+    db_server: TestDatabaseServer, pgbouncer: PgBouncer, smtp_port: int, process_mailbox: Mailbox
 ) -> AsyncIterator[Deployment]:
     """`event-manager serve` with two workers on a freshly migrated database of its own:
     requests through PgBouncer, the job worker and the test clock straight to PostgreSQL."""
     database = await asyncio.to_thread(
         db_server.create_migrated_database, "event_manager_pgbouncer"
     )
-    mailbox = Mailbox()
-    smtp_port, port = free_port(), free_port()
+    port = free_port()
     env = {
         "DATABASE_URL": pgbouncer.url_for(database),
         "DB_PGBOUNCER": "true",
@@ -286,20 +285,19 @@ async def deployment(
         "DB_COMMAND_TIMEOUT_SECONDS": str(WAIT_SECONDS),
     }
     try:
-        with smtp_server(mailbox, smtp_port):
-            process = start(["serve", "--port", str(port)], env)
-            base_url = f"http://127.0.0.1:{port}"
+        process = start(["serve", "--port", str(port)], env)
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            await wait_for_health(base_url, process, START_SECONDS)
+            yield Deployment(base_url, database, db_server.url_for(database), process_mailbox)
+        finally:
+            process.terminate()
             try:
-                await wait_for_health(base_url, process, START_SECONDS)
-                yield Deployment(base_url, database, db_server.url_for(database), mailbox)
-            finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-                print(output(process)[-5000:])  # noqa: T201 - shown with a failure only
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            print(output(process)[-5000:])  # noqa: T201 - shown with a failure only
     finally:
         await asyncio.to_thread(db_server.drop_database, database)
 

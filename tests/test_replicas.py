@@ -58,7 +58,6 @@ from tests.support import (
     TestDatabaseServer,
     free_port,
     report_figure,
-    smtp_server,
     stop_processes,
 )
 from tests.test_concurrency import WRONG_PASSWORD, users_with_email
@@ -273,18 +272,6 @@ def database_url(db_server: TestDatabaseServer) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def smtp_port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def inbox(smtp_port: int) -> Iterator[Mailbox]:
-    box = Mailbox()
-    with smtp_server(box, smtp_port):
-        yield box
-
-
-@pytest.fixture(scope="module")
 def service_env(database_url: str, smtp_port: int) -> dict[str, str]:
     """What every process of the service reads: one database, one mailbox, one secret."""
     return {
@@ -313,7 +300,7 @@ def serve_env(service_env: dict[str, str]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 async def service(
-    service_env: dict[str, str], serve_env: dict[str, str], inbox: Mailbox
+    service_env: dict[str, str], serve_env: dict[str, str], process_mailbox: Mailbox
 ) -> AsyncIterator[Service]:
     """The replicas and the workers, started together and stopped together."""
     processes = Processes()
@@ -330,7 +317,7 @@ async def service(
         # passes while the replicas start and the other tests run.
         cleanup = await make_token_cleanup_due(engine)
         await wait_until_serving(replicas, processes)
-        yield Service(replicas, processes, engine, inbox, cleanup)
+        yield Service(replicas, processes, engine, process_mailbox, cleanup)
     finally:
         processes.stop()
         await engine.dispose()
