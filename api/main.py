@@ -57,6 +57,7 @@ log = structlog.get_logger(__name__)
 API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 1024 * 1024
 
+
 class ServiceStatus(BaseModel):
     """What the probes answer: ok, or (/ready only) unavailable when the database does not
     answer and draining while the process stops."""

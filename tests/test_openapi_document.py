@@ -358,7 +358,13 @@ def test_error_details_are_documented(document):
 
 
 def bodies(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every request body, and every JSON answer of a 2xx, with where it is."""
+    """Every request body, webhooks' included, and every JSON answer of a 2xx, with where it
+    is."""
+    for name, item in document["webhooks"].items():
+        yield (
+            f"webhook {name}",
+            item["post"]["requestBody"]["content"]["application/json"]["schema"],
+        )
     for method, path, operation in operations(document):
         for media_type, media in operation.get("requestBody", {}).get("content", {}).items():
             yield f"{method} {path} request {media_type}", media["schema"]

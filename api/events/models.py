@@ -23,7 +23,7 @@ from sqlmodel import Field, SQLModel
 
 from api import clock
 from api.events import examples as event_examples
-from api.examples import examples
+from api.examples import EVENT_ID, GRACE_ID, examples
 from api.pagination import Page
 
 TIMESTAMP = sa.DateTime(timezone=True)
@@ -345,6 +345,8 @@ class Cancellation(SQLModel):
 
 class EventDeleted(SQLModel):
     """The data of an `event.deleted` domain event: the event is gone, only its ids remain."""
+
+    model_config = examples({"id": EVENT_ID, "created_by": GRACE_ID})
 
     id: uuid.UUID
     created_by: uuid.UUID | None

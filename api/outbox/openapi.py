@@ -15,9 +15,11 @@ from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from api.events.models import EventDeleted, EventPublic
+from api.examples import Examples, declared_examples
 from api.outbox.models import DomainEventType
 from api.registrations.models import Attendee
 from api.users.models import UserDeleted, UserRead
+from api.webhooks.examples import DELIVERY_PAYLOAD
 from api.webhooks.models import WebhookTestData
 
 # The data of each domain-event type: the resource as its GET shows it after the change.
@@ -109,11 +111,17 @@ ACKNOWLEDGED = (
 def payload_model(event_type: DomainEventType) -> type[BaseModel]:
     """The body a webhook receives for `event_type`."""
     name = "".join(part.capitalize() for part in event_type.replace(".", "_").split("_"))
+    data = declared_examples(DATA_MODELS[event_type])
+    assert data is not None, f"{DATA_MODELS[event_type].__name__} declares no example"
+    # The envelope of the example delivery, around the data model's first example.
+    example = {**DELIVERY_PAYLOAD, "type": event_type.value, "data": data.values[0]}
     model: type[BaseModel] = create_model(
         f"{name}Payload",
         __doc__=f"The `{event_type}` domain event.",
         # Documented as sent (a webhook's request body is our output): UserRead, not its input.
-        __config__=ConfigDict(json_schema_mode_override="serialization"),
+        __config__=ConfigDict(
+            json_schema_mode_override="serialization", json_schema_extra=Examples((example,))
+        ),
         id=(int, Field(description="From one rising sequence; a later change has a larger id")),
         type=(Literal[event_type.value], ...),  # type: ignore[arg-type]
         occurred_at=(datetime, ...),

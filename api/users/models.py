@@ -16,7 +16,7 @@ from sqlmodel import Field, SQLModel
 
 from api import clock
 from api.db import shown_columns
-from api.examples import examples
+from api.examples import ADA_ID, examples
 from api.pagination import Page
 from api.users import examples as user_examples
 
@@ -193,6 +193,8 @@ def user_read(row: sa.Row[Any], *, leave_out: Iterable[str] = ()) -> UserRead:
 
 class UserDeleted(SQLModel):
     """The data of a `user.deleted` domain event: the account is gone, only its id remains."""
+
+    model_config = examples({"id": ADA_ID})
 
     id: uuid.UUID
 

@@ -27,31 +27,33 @@ WEBHOOK = {
     "updated_at": "2030-02-21T08:30:00Z",
 }
 WEBHOOK_WITH_SECRET = {**WEBHOOK, "secret": "whsec_o8x4eSGoOHzlgHlSR6xwzVljBTVZJZBelT3eSYOn/B0="}
+# A delivery's request body, as sent: the domain event, here the attendee-list row of a new
+# registration.
+DELIVERY_PAYLOAD = {
+    "id": 18231,
+    "type": "registration.confirmed",
+    "occurred_at": "2030-03-02T11:20:05Z",
+    "data": {
+        "id": REGISTRATION_ID,
+        "event_id": EVENT_ID,
+        "user_id": ADA_ID,
+        "status": "CONFIRMED",
+        "waitlist_position": None,
+        "created_at": "2030-03-02T11:20:05Z",
+        "promoted_at": None,
+        "checked_in_at": None,
+        "cancelled_at": None,
+        "offer_expires_at": None,
+        "user": ADA_PUBLIC,
+    },
+}
 DELIVERY = {
     "id": DELIVERY_ID,
     "webhook_id": WEBHOOK_ID,
     "event_id": 18231,
     "event_type": "registration.confirmed",
     "status": "SUCCEEDED",
-    # The request's body, as sent: the attendee-list row of the registration.
-    "payload": {
-        "id": 18231,
-        "type": "registration.confirmed",
-        "occurred_at": "2030-03-02T11:20:05Z",
-        "data": {
-            "id": REGISTRATION_ID,
-            "event_id": EVENT_ID,
-            "user_id": ADA_ID,
-            "status": "CONFIRMED",
-            "waitlist_position": None,
-            "created_at": "2030-03-02T11:20:05Z",
-            "promoted_at": None,
-            "checked_in_at": None,
-            "cancelled_at": None,
-            "offer_expires_at": None,
-            "user": ADA_PUBLIC,
-        },
-    },
+    "payload": DELIVERY_PAYLOAD,
     "created_at": "2030-03-02T11:20:05Z",
     "next_attempt_at": None,
     "attempts": [

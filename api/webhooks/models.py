@@ -174,6 +174,8 @@ class DeliveryAttempt(SQLModel):
 class WebhookTestData(SQLModel):
     """The data of a `webhook.test` delivery (POST /webhooks/{id}/test)."""
 
+    model_config = examples({"webhook_id": WEBHOOK_ID})
+
     webhook_id: uuid.UUID
 
 
