@@ -1,6 +1,7 @@
 """Examples of the webhook schemas in the OpenAPI document (the story of api.examples)."""
 
-from api.examples import ADA_ID, DELIVERY_ID, EVENT_ID, GRACE_ID, REGISTRATION_ID, WEBHOOK_ID
+from api.examples import DELIVERY_ID, GRACE_ID, WEBHOOK_ID
+from api.registrations.examples import REGISTRATION
 from api.users.examples import ADA_PUBLIC
 
 URL = "https://crm.example.com/hooks/event-manager"
@@ -33,19 +34,7 @@ DELIVERY_PAYLOAD = {
     "id": 18231,
     "type": "registration.confirmed",
     "occurred_at": "2030-03-02T11:20:05Z",
-    "data": {
-        "id": REGISTRATION_ID,
-        "event_id": EVENT_ID,
-        "user_id": ADA_ID,
-        "status": "CONFIRMED",
-        "waitlist_position": None,
-        "created_at": "2030-03-02T11:20:05Z",
-        "promoted_at": None,
-        "checked_in_at": None,
-        "cancelled_at": None,
-        "offer_expires_at": None,
-        "user": ADA_PUBLIC,
-    },
+    "data": {**REGISTRATION, "user": ADA_PUBLIC},
 }
 DELIVERY = {
     "id": DELIVERY_ID,
