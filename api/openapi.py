@@ -44,6 +44,8 @@ VALIDATION_BODY = {"$ref": "#/components/schemas/HTTPValidationError"}
 RETRY_AFTER = {
     "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
 }
+# The end of the description of an operation the auth throttle applies to.
+THROTTLED_NOTE = " Throttled per client IP (AUTH_RATE_LIMIT): past the limit, 429 with Retry-After."
 # The key of the example of FastAPI's validation body in a 422 (not a code: its detail is a list).
 VALIDATION_EXAMPLE = "validation_error"
 
@@ -270,6 +272,7 @@ def _document_common_errors(schema: dict[str, Any], *, throttled: frozenset[str]
                 _document_token_errors(operation)
                 _describe_token(operation)
             if path in throttled:
+                operation["description"] = operation.get("description", "") + THROTTLED_NOTE
                 add_error_answer(
                     responses,
                     "429",
@@ -288,24 +291,34 @@ def _declare_public(schema: dict[str, Any]) -> None:
                 operation.setdefault("security", [])
 
 
-def document_api(app: FastAPI, *, throttled: frozenset[str]) -> None:
-    """Complete the app's OpenAPI document: the stack's answers on every operation, examples
-    of validation errors, public operations declared as such, and the server (the document's
-    own origin)."""
+def complete_document(app: FastAPI, step: Callable[[dict[str, Any]], None]) -> None:
+    """Have `step` complete the app's OpenAPI document, in place, once FastAPI has built it
+    and before it is kept: each step runs once, after those added before it."""
     build: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
         schema = build()
+        step(schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def document_api(app: FastAPI, *, throttled: frozenset[str]) -> None:
+    """Complete the app's OpenAPI document: the stack's answers on every operation, examples
+    of validation errors, public operations declared as such, and the server (the document's
+    own origin)."""
+
+    def complete(schema: dict[str, Any]) -> None:
         for component in schema.get("components", {}).get("schemas", {}).values():
             restore_examples(component)
         _document_common_errors(schema, throttled=throttled)
         _declare_public(schema)
         schema.setdefault("servers", [{"url": "/", "description": "This service"}])
-        return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    complete_document(app, complete)
 
 
 # --- operation ids ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from api import clock
 from api.db import get_engine
 from api.errors import RETRY_AFTER_SECONDS, is_database_unavailable
 from api.idempotency import service
-from api.openapi import RETRY_AFTER, add_error_answer
+from api.openapi import RETRY_AFTER, add_error_answer, complete_document
 from api.users.auth import user_id_for_token
 
 log = structlog.get_logger(__name__)
@@ -305,7 +305,6 @@ def _examples(*codes: str) -> dict[str, Any]:
 
 def document_idempotency(app: FastAPI) -> None:
     """The Idempotency-Key header and its answers (409, 422) on every operation honouring it."""
-    build = app.openapi
     parameter = {
         "name": "Idempotency-Key",
         "in": "header",
@@ -321,10 +320,7 @@ def document_idempotency(app: FastAPI) -> None:
         },
     }
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = build()
+    def complete(schema: dict[str, Any]) -> None:
         for path, item in schema["paths"].items():
             operation = item.get("post")
             if operation is None or not honours_idempotency_key("POST", path):
@@ -339,6 +335,5 @@ def document_idempotency(app: FastAPI) -> None:
                     }
             add_error_answer(responses, "409", _examples(KEY_IN_USE), headers=RETRY_AFTER)
             add_error_answer(responses, "422", _examples(KEY_REUSED, KEY_INVALID))
-        return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    complete_document(app, complete)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from api.events.models import EventDeleted, EventPublic
 from api.examples import Examples, declared_examples
+from api.openapi import complete_document
 from api.outbox.models import DomainEventType
 from api.registrations.models import Attendee
 from api.users.models import UserDeleted, UserRead
@@ -153,15 +154,10 @@ def document_domain_events(app: FastAPI) -> None:
             tags=["webhooks"],
             openapi_extra={"parameters": HEADERS},
         )
-    build = app.openapi
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = build()
+    def acknowledged(schema: dict[str, Any]) -> None:
         # What the receiver answers, not what FastAPI would (no 422 of ours, no JSON body).
         for item in schema.get("webhooks", {}).values():
             item["post"]["responses"] = {"2XX": {"description": ACKNOWLEDGED}}
-        return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    complete_document(app, acknowledged)

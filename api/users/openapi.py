@@ -7,7 +7,6 @@ the bodies of verify and reset-password, the bearer token), found through the op
 use them, whatever their names.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +14,7 @@ from fastapi import APIRouter, FastAPI, status
 from fastapi.routing import APIRoute
 
 from api.errors import AppError, Unauthorized
-from api.openapi import JSON, error_responses
+from api.openapi import JSON, complete_document, error_responses
 from api.users.errors import (
     LoginAccountLocked,
     LoginBadCredentials,
@@ -50,7 +49,13 @@ class AuthRoute:
     status_code: int | None = None
 
 
-THROTTLED = " Throttled per client IP (AUTH_RATE_LIMIT): past the limit, 429 with Retry-After."
+# The answer of the routes that mail an account, which says nothing of whether it exists.
+ACCEPTED_WHATEVER_THE_EMAIL: dict[int | str, dict[str, Any]] = {
+    status.HTTP_202_ACCEPTED: {
+        "description": "Accepted, whatever the email; the body is null",
+        "content": {JSON: NULL_BODY},
+    }
+}
 
 ROUTES = {
     "/login": AuthRoute(
@@ -60,7 +65,7 @@ ROUTES = {
         "<token>`; it lasts ACCESS_TOKEN_EXPIRE_MINUTES, until logout, or until the password "
         "changes. A deactivated account gets LOGIN_BAD_CREDENTIALS too; MAX_LOGIN_ATTEMPTS "
         "wrong passwords in a row lock the account (LOGIN_ACCOUNT_LOCKED), and the right one "
-        "is then refused as well." + THROTTLED,
+        "is then refused as well.",
         errors=(LoginBadCredentials, LoginUserNotVerified, LoginAccountLocked),
     ),
     "/logout": AuthRoute(
@@ -76,20 +81,15 @@ ROUTES = {
         description="Create an account: role ANONYMOUS and not verified until the link of the "
         "verification email is followed. Passwords: 8 to 128 characters, not a common "
         "password, not the email; no composition rules. `role` and the is_* fields are not "
-        "taken from the body. A nickname is generated when none is given." + THROTTLED,
+        "taken from the body. A nickname is generated when none is given.",
         errors=(RegisterUserAlreadyExists, RegisterInvalidPassword),
     ),
     "/request-verify-token": AuthRoute(
         summary="Request a verification email",
         description="Send a new verification email when the account exists and is not "
         "verified. The answer is the same whatever the email, so it tells no one which "
-        "accounts exist." + THROTTLED,
-        answers={
-            status.HTTP_202_ACCEPTED: {
-                "description": "Accepted, whatever the email; the body is null",
-                "content": {JSON: NULL_BODY},
-            }
-        },
+        "accounts exist.",
+        answers=ACCEPTED_WHATEVER_THE_EMAIL,
     ),
     "/verify": AuthRoute(
         summary="Verify an email",
@@ -101,13 +101,8 @@ ROUTES = {
     "/forgot-password": AuthRoute(
         summary="Request a password reset",
         description="Email a password reset link when the account exists. The answer, and "
-        "its timing, are the same whatever the email." + THROTTLED,
-        answers={
-            status.HTTP_202_ACCEPTED: {
-                "description": "Accepted, whatever the email; the body is null",
-                "content": {JSON: NULL_BODY},
-            }
-        },
+        "its timing, are the same whatever the email.",
+        answers=ACCEPTED_WHATEVER_THE_EMAIL,
     ),
     "/reset-password": AuthRoute(
         summary="Reset the password",
@@ -165,12 +160,8 @@ def _schema_of(operation: dict[str, Any], where: str) -> dict[str, Any]:
 
 def document_auth_bodies(app: FastAPI, *, prefix: str) -> None:
     """Examples on the schemas of the /auth routes that fastapi-users and FastAPI name."""
-    build: Callable[[], dict[str, Any]] = app.openapi
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = build()
+    def complete(schema: dict[str, Any]) -> None:
         components = schema["components"]["schemas"]
         for (path, where), example in BODY_EXAMPLES.items():
             operation = schema["paths"][f"{prefix}{path}"]["post"]
@@ -180,6 +171,5 @@ def document_auth_bodies(app: FastAPI, *, prefix: str) -> None:
             operation["responses"].get(where, {}).get("content", {}).get(JSON, {}).pop(
                 "example", None
             )
-        return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    complete_document(app, complete)
