@@ -150,6 +150,14 @@ class TooManyRequests(AppError):
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     code = "TOO_MANY_REQUESTS"
 
+    def __init__(self, *, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after)}
+
 
 class ServiceUnavailable(AppError):
     """The database does not answer; retry after Retry-After seconds."""

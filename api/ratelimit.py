@@ -15,7 +15,7 @@ import math
 import time
 
 import structlog
-from fastapi import HTTPException, Request
+from fastapi import Request
 from limits import parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
@@ -76,9 +76,4 @@ async def throttle_auth(request: Request) -> None:
         STORAGE_ERRORS.inc()
         log.warning("rate_limit_storage_unavailable", error=type(error).__name__)
         return
-    retry_after = max(1, math.ceil(reset_at - time.time()))
-    raise HTTPException(
-        status_code=TooManyRequests.status_code,
-        detail=TooManyRequests.code,
-        headers={"Retry-After": str(retry_after)},
-    )
+    raise TooManyRequests(retry_after=max(1, math.ceil(reset_at - time.time())))
