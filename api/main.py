@@ -128,6 +128,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         embedded.stop()
 
 
+def _not_ready(state: Literal["unavailable", "draining"]) -> JSONResponse:
+    return JSONResponse(
+        {"status": state},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
 def create_app(*, run_worker: bool | None = None) -> FastAPI:
     app = FastAPI(
         title="event-manager",
@@ -232,20 +240,12 @@ def create_app(*, run_worker: bool | None = None) -> FastAPI:
         the process drains before it stops (SIGTERM)."""
         if lifecycle.draining:
             # Another replica answers a retry: the balancer takes this one out.
-            return JSONResponse(
-                {"status": "draining"},
-                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
-            )
+            return _not_ready("draining")
         try:
             async with asyncio.timeout(3), get_engine().connect() as connection:
                 await connection.execute(text("SELECT 1"))
         except Exception:  # noqa: BLE001 - any failure means not ready
-            return JSONResponse(
-                {"status": "unavailable"},
-                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
-            )
+            return _not_ready("unavailable")
         return JSONResponse({"status": "ok"})
 
     if settings.cors_origins:
