@@ -61,8 +61,6 @@ fuzz: install ## Longer Schemathesis run as every role (FUZZ_MAX_EXAMPLES=200)
 # redocly.yaml. It reads the test deployment's document (ENVIRONMENT=test adds the test clock's
 # routes to it), written to a temporary file; the secret only lets the settings load.
 REDOCLY := npx --yes @redocly/cli@2.77.0
-OPENAPI_JSON := import json, sys; from api.main import create_app; \
-	json.dump(create_app(run_worker=False).openapi(), open(sys.argv[1], "w"), indent=1)
 
 lint: install ## ruff check, ruff format --check, mypy, and Redocly's lint of the OpenAPI document
 	$(UV_RUN) ruff check .
@@ -70,7 +68,7 @@ lint: install ## ruff check, ruff format --check, mypy, and Redocly's lint of th
 	$(UV_RUN) mypy api tests bench
 	dir="$$(mktemp -d)"; trap 'rm -rf "$$dir"' EXIT; \
 	ENVIRONMENT=test SECRET_KEY=openapi-lint-only-not-a-real-secret-0123456789 \
-		$(UV_RUN) python -c '$(OPENAPI_JSON)' "$$dir/openapi.json"; \
+		$(UV_RUN) event-manager openapi --output "$$dir/openapi.json" >/dev/null; \
 	$(REDOCLY) lint --config redocly.yaml "$$dir/openapi.json"
 
 format: install ## Sort imports and format the code with ruff

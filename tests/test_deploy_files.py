@@ -630,7 +630,7 @@ def test_makefile_lint_runs_ruff_mypy_and_the_openapi_linter() -> None:
     [document] = recipe[3:]
     # The test deployment's document (every route), written by the app, then linted.
     assert "ENVIRONMENT=test" in document
-    assert "$(UV_RUN) python -c '$(OPENAPI_JSON)' \"$$dir/openapi.json\"" in document
+    assert '$(UV_RUN) event-manager openapi --output "$$dir/openapi.json"' in document
     assert document.endswith('$(REDOCLY) lint --config redocly.yaml "$$dir/openapi.json"')
     assert "REDOCLY := npx --yes @redocly/cli@2.77.0" in read("Makefile").splitlines()
 
