@@ -151,18 +151,17 @@ def error_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
     lists none): either body may answer."""
     out: dict[int | str, dict[str, Any]] = {}
     for error in errors:
+        first: dict[str, Any]
         if error.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT:
-            schema = {"anyOf": [VALIDATION_BODY, ERROR_BODY]}
-            entry = out.setdefault(
-                error.status_code,
-                {"description": "Validation Error", "content": {JSON: {"schema": schema}}},
-            )
+            first = {
+                "description": "Validation Error",
+                "content": {JSON: {"schema": VALIDATION_BODY}},
+            }
         else:
             # The model puts ErrorBody (and ErrorDetail) in the document's components.
-            entry = out.setdefault(error.status_code, {"description": "", "model": ErrorBody})
-        entry["description"] = ", ".join(filter(None, [entry["description"], error.code]))
-        media = entry.setdefault("content", {}).setdefault(JSON, {})
-        media.setdefault("examples", {})[error.code] = error_example(error)
+            first = {"description": "", "model": ErrorBody}
+        out.setdefault(error.status_code, first)
+        add_error_answer(out, error.status_code, {error.code: error_example(error)})
     return out
 
 
