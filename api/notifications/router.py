@@ -28,9 +28,10 @@ router = APIRouter(prefix="/notifications", tags=["notifications"])
 preferences_router = APIRouter(prefix="/users/me", tags=["notifications"])
 
 # The answer's example: every kind, as a new account has them, with PREFERENCE_CHANGES made.
-PREFERENCES = {kind.value: {"email": True, "in_app": True} for kind in NotificationKind} | {
-    "EVENT_REMINDER": {"email": False, "in_app": True},
-    "WAITLIST_OFFER": {"email": True, "in_app": False},
+PREFERENCES = {
+    kind.value: {"email": True, "in_app": True}
+    | notification_examples.PREFERENCE_CHANGES.get(kind.value, {})
+    for kind in NotificationKind
 }
 # A named type: one schema of its own in the OpenAPI document, and one class in clients.
 NotificationPreferences = TypeAliasType(
