@@ -218,6 +218,15 @@ async def _app_error_handler(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+def service_unavailable_response(rid: str) -> JSONResponse:
+    """503 SERVICE_UNAVAILABLE, with the request id and Retry-After."""
+    return JSONResponse(
+        {"detail": ServiceUnavailable.code, "request_id": rid},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
 def unexpected_error_response(exc: Exception, rid: str) -> JSONResponse:
     """An exception no route handled: 422 for text PostgreSQL cannot store, 503 when the
     database is unreachable, else a logged 500. Never a stack trace or SQL to the client."""
@@ -237,11 +246,7 @@ def unexpected_error_response(exc: Exception, rid: str) -> JSONResponse:
         )
     if is_database_unavailable(exc):
         log.warning("database_unavailable", error=repr(exc), request_id=rid)
-        return JSONResponse(
-            {"detail": ServiceUnavailable.code, "request_id": rid},
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
-        )
+        return service_unavailable_response(rid)
     log.error("unhandled_error", request_id=rid, exc_info=exc)
     return JSONResponse(
         {"detail": "INTERNAL_ERROR", "request_id": rid},

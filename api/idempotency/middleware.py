@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import clock
 from api.db import get_engine
-from api.errors import RETRY_AFTER_SECONDS, is_database_unavailable
+from api.errors import is_database_unavailable, service_unavailable_response
 from api.idempotency import service
 from api.openapi import RETRY_AFTER, add_error_answer, complete_document
 from api.users.auth import user_id_for_token
@@ -83,12 +83,7 @@ def _error(code: str, status_code: int, headers: dict[str, str] | None = None) -
 
 
 def _unavailable(scope: Scope) -> JSONResponse:
-    request_id = str(scope.get("state", {}).get("request_id", "-"))
-    return JSONResponse(
-        {"detail": "SERVICE_UNAVAILABLE", "request_id": request_id},
-        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        headers={"Retry-After": RETRY_AFTER_SECONDS},
-    )
+    return service_unavailable_response(str(scope.get("state", {}).get("request_id", "-")))
 
 
 def _is_database_error(exc: Exception) -> bool:
