@@ -81,11 +81,9 @@ async def wait_for_health(
 
 
 async def test_serve_answers_in_flight_requests_after_sigterm(proxy: FaultProxy) -> None:
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
     # No drain: this test is about the requests in flight when the server stops accepting.
     env = {"DATABASE_URL": proxy.url, "WEB_CONCURRENCY": "2", "SHUTDOWN_DRAIN_SECONDS": "0"}
-    process = start(["serve", "--port", str(port), "--no-migrate", "--no-worker"], env)
+    process, base_url = start_web(env)
     try:
         await wait_for_health(base_url, process)
         accepted = proxy.accepted
@@ -159,6 +157,13 @@ async def watch(
     return answers
 
 
+def start_web(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """A web-only `serve` (no migration, no worker) on a free port, and its base URL."""
+    port = free_port()
+    process = start(["serve", "--port", str(port), "--no-migrate", "--no-worker"], env)
+    return process, f"http://127.0.0.1:{port}"
+
+
 def drain_env(workers: int, drain_seconds: int) -> dict[str, str]:
     return {
         "WEB_CONCURRENCY": str(workers),
@@ -181,12 +186,7 @@ def drain_env(workers: int, drain_seconds: int) -> dict[str, str]:
 async def test_serve_drains_after_sigterm_then_stops(
     workers: int, to_group: bool, exit_code: int
 ) -> None:
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    process = start(
-        ["serve", "--port", str(port), "--no-migrate", "--no-worker"],
-        drain_env(workers, DRAIN_SECONDS),
-    )
+    process, base_url = start_web(drain_env(workers, DRAIN_SECONDS))
     try:
         await wait_for_health(base_url, process)
         since = time.monotonic()
@@ -227,11 +227,7 @@ async def test_serve_drains_after_sigterm_then_stops(
 )
 async def test_serve_stops_at_once_on_sigint(workers: int, to_group: bool) -> None:
     """No drain (it would last a minute here): the graceful shutdown at once."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    process = start(
-        ["serve", "--port", str(port), "--no-migrate", "--no-worker"], drain_env(workers, 60)
-    )
+    process, base_url = start_web(drain_env(workers, 60))
     try:
         await wait_for_health(base_url, process)
         since = time.monotonic()
@@ -251,11 +247,7 @@ async def test_serve_stops_at_once_on_sigint(workers: int, to_group: bool) -> No
     [pytest.param(1, -signal.SIGTERM, id="one-process"), pytest.param(2, 0, id="two-workers")],
 )
 async def test_sigint_during_the_drain_ends_it(workers: int, exit_code: int) -> None:
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    process = start(
-        ["serve", "--port", str(port), "--no-migrate", "--no-worker"], drain_env(workers, 60)
-    )
+    process, base_url = start_web(drain_env(workers, 60))
     try:
         await wait_for_health(base_url, process)
         process.send_signal(signal.SIGTERM)
